@@ -1,0 +1,46 @@
+"""Shared helpers for benchmarks: result files and tables."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+BENCH_DIR = Path(os.environ.get("TOLLGATE_BENCH_DIR", "reports/bench"))
+
+
+def environment() -> dict[str, Any]:
+    import psutil
+
+    return {
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpu_count": os.cpu_count(),
+        "mem_total_gib": round(psutil.virtual_memory().total / 2**30, 1),
+    }
+
+
+def write_result(name: str, payload: dict[str, Any]) -> Path:
+    """Write reports/bench/<name>.json atomically and return its path."""
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    path = BENCH_DIR / f"{name}.json"
+    body = {"benchmark": name, "created_at": time.time(), "environment": environment(), **payload}
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(body, indent=2, default=float))
+    tmp.replace(path)
+    return path
+
+
+def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="right" if col != columns[0] else "left")
+    for row in rows:
+        table.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
+    Console().print(table)
