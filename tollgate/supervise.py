@@ -118,8 +118,15 @@ class Supervisor:
 
     STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
-    def __init__(self, log_dir: Path, env: dict[str, str] | None = None, stop_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        log_dir: Path,
+        env: dict[str, str] | None = None,
+        stop_timeout: float = 10.0,
+        handle_signals: bool = True,
+    ) -> None:
         self.log_dir = Path(log_dir)
+        self.handle_signals = handle_signals
         self.env = {**os.environ, **(env or {})}
         self.stop_timeout = stop_timeout
         self.children: list[Child] = []
@@ -130,7 +137,7 @@ class Supervisor:
     def __enter__(self) -> Supervisor:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         atexit.register(self.stop_all)
-        for sig in self.STOP_SIGNALS:
+        for sig in self.STOP_SIGNALS if self.handle_signals else ():
             with contextlib.suppress(ValueError):  # not the main thread: leave signals alone
                 self._old_handlers[sig] = signal.signal(sig, self._on_signal)
         return self

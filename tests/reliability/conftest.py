@@ -1,0 +1,65 @@
+"""Reliability suite plumbing: a `figures` fixture each test fills in, written to reports/reliability.json.
+
+Each test records what it did (`requests` tried, `faults` injected, `alerts_lost`, free-form `notes`);
+at the end of the session the figures, the test's outcome and the first line of its docstring (what it
+injects and what must hold) go to reports/reliability.json. `python -m tests.reliability.table`
+turns that file into the README table.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.reliability.helpers import Figures
+
+REPORT = Path(os.environ.get("TOLLGATE_RELIABILITY_REPORT", "reports/reliability.json"))
+_RESULTS: dict[str, dict] = {}
+
+
+@pytest.fixture
+def figures(request: pytest.FixtureRequest) -> Iterator[Figures]:
+    fig = Figures()
+    yield fig
+    doc = (request.node.function.__doc__ or "").strip()
+    entry = _RESULTS.setdefault(request.node.nodeid, {})
+    entry.update(fig.as_dict())
+    entry["test"] = request.node.name
+    entry["description"] = " ".join(doc.split())
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    report = outcome.get_result()
+    if "figures" not in getattr(item, "fixturenames", ()):
+        return
+    entry = _RESULTS.setdefault(item.nodeid, {"test": item.name})
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        entry["outcome"] = report.outcome
+        entry["duration_s"] = round(report.duration, 1)
+        entry["soak"] = item.get_closest_marker("soak") is not None
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if not _RESULTS:
+        return
+    tests = sorted(_RESULTS.values(), key=lambda e: e.get("test", ""))
+    totals = {key: sum(int(t.get(key, 0)) for t in tests) for key in ("requests", "faults", "alerts_lost")}
+    body = {
+        "schema_version": 1,
+        "created_at": time.time(),
+        "passed": sum(t.get("outcome") == "passed" for t in tests),
+        "failed": sum(t.get("outcome") == "failed" for t in tests),
+        "totals": totals,
+        "tests": tests,
+    }
+    REPORT.parent.mkdir(parents=True, exist_ok=True)
+    tmp = REPORT.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(body, indent=2))
+    tmp.replace(REPORT)

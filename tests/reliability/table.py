@@ -1,0 +1,75 @@
+"""`python -m tests.reliability.table [--report reports/reliability.json] [--readme README.md]`
+
+Renders the figures the reliability suite recorded as a Markdown table and puts it between the
+README's `<!-- section:reliability -->` markers (only that section changes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+BEGIN, END = "<!-- section:reliability -->", "<!-- /section:reliability -->"
+
+
+def render(report: dict) -> str:
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(report.get("created_at", 0)))
+    totals = report.get("totals", {})
+    lines = [
+        "## Reliability and security suite",
+        "",
+        f"Produced by `pytest tests/reliability` ({when}; long variants: `make soak`), then "
+        "`python -m tests.reliability.table`. Each row: what the test injects and what must hold.",
+        "",
+        "| test | injects / must hold | requests | faults | alerts lost | result |",
+        "|---|---|---:|---:|---:|---|",
+    ]
+    for t in report.get("tests", []):
+        desc = t.get("description", "").replace("|", "\\|")
+        name = t.get("test", "?") + (" (soak)" if t.get("soak") else "")
+        lines.append(
+            f"| `{name}` | {desc} | {t.get('requests', 0)} | {t.get('faults', 0)} | "
+            f"{t.get('alerts_lost', 0)} | {t.get('outcome', '?')} |"
+        )
+    lines.append(
+        f"| **total** | {report.get('passed', 0)} passed, {report.get('failed', 0)} failed | "
+        f"{totals.get('requests', 0)} | {totals.get('faults', 0)} | {totals.get('alerts_lost', 0)} | |"
+    )
+    return "\n".join(lines)
+
+
+def replace_section(readme: str, body: str) -> str:
+    if BEGIN not in readme or END not in readme:
+        raise ValueError(f"README has no {BEGIN} ... {END} markers")
+    head, rest = readme.split(BEGIN, 1)
+    _, tail = rest.split(END, 1)
+    return f"{head}{BEGIN}\n{body}\n{END}{tail}"
+
+
+def main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m tests.reliability.table", description=__doc__.split("\n")[2])
+    p.add_argument("--report", type=Path, default=Path("reports/reliability.json"))
+    p.add_argument("--readme", type=Path, default=Path("README.md"))
+    args = p.parse_args(argv)
+    try:
+        report = json.loads(args.report.read_text())
+    except FileNotFoundError:
+        print(f"{args.report}: not found; run `pytest tests/reliability` first", file=sys.stderr)
+        return 2
+    except ValueError as exc:
+        print(f"{args.report}: not valid JSON ({exc})", file=sys.stderr)
+        return 2
+    try:
+        args.readme.write_text(replace_section(args.readme.read_text(), render(report)))
+    except (OSError, ValueError) as exc:
+        print(f"{args.readme}: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote the reliability table ({len(report.get('tests', []))} tests) into {args.readme}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
