@@ -1,0 +1,230 @@
+"""A Llama-style decoder in plain PyTorch: RMSNorm, rotary embeddings, SwiGLU MLP, grouped-query attention.
+
+The forward pass works on a flat batch of tokens from many sequences and reads/writes a paged KV cache.
+Layout of one step's batch (built by model_runner.py): first the decode tokens (one per sequence,
+attended in one padded SDPA call), then the prefill chunks (one SDPA call per chunk).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class ModelArgs:
+    vocab_size: int
+    hidden_size: int
+    intermediate_size: int
+    num_layers: int
+    num_heads: int
+    num_kv_heads: int
+    head_dim: int
+    max_position_embeddings: int
+    rms_norm_eps: float = 1e-5
+    rope_theta: float = 10000.0
+    rope_scaling: dict[str, Any] | None = None
+    tie_word_embeddings: bool = False
+    attention_bias: bool = False
+    mlp_bias: bool = False
+
+    def num_params(self) -> int:
+        h, i, d = self.hidden_size, self.intermediate_size, self.head_dim
+        attn = h * d * (self.num_heads * 2 + self.num_kv_heads * 2)
+        per_layer = attn + 3 * h * i + 2 * h
+        head = 0 if self.tie_word_embeddings else self.vocab_size * h
+        return self.num_layers * per_layer + self.vocab_size * h + head + h
+
+
+@dataclass
+class AttentionMeta:
+    """Where this step's tokens live in the KV cache and who attends to what."""
+
+    positions: torch.Tensor  # [T]
+    slot_mapping: torch.Tensor  # [T] flat KV slot of each token
+    num_decode: int  # the first num_decode tokens are single-token decodes
+    decode_block_tables: torch.Tensor | None = None  # [B, max_blocks]
+    decode_mask: torch.Tensor | None = None  # [B, 1, 1, max_blocks * block_size], True = attend
+    # one (start, length, tokens already cached before it, block table) per prefill chunk
+    prefills: list[tuple[int, int, int, torch.Tensor | None]] = field(default_factory=list)
+    cos: torch.Tensor | None = None  # [T, head_dim], filled by the model
+    sin: torch.Tensor | None = None
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim: int, eps: float) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        xf = x.float()
+        xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * xf.to(x.dtype)
+
+
+def rope_inv_freq(args: ModelArgs) -> torch.Tensor:
+    """Inverse frequencies, with Llama 3 style scaling when the checkpoint asks for it."""
+    d = args.head_dim
+    inv_freq = 1.0 / (args.rope_theta ** (torch.arange(0, d, 2, dtype=torch.int64).float() / d))
+    scaling = args.rope_scaling or {}
+    if scaling.get("rope_type", scaling.get("type", "default")) != "llama3":
+        return inv_freq
+    factor = scaling["factor"]
+    low, high = scaling.get("low_freq_factor", 1.0), scaling.get("high_freq_factor", 4.0)
+    old_len = scaling["original_max_position_embeddings"]
+    wavelen = 2 * math.pi / inv_freq
+    scaled = torch.where(wavelen > old_len / low, inv_freq / factor, inv_freq)
+    smooth = (old_len / wavelen - low) / (high - low)
+    smoothed = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= old_len / high) & (wavelen <= old_len / low)
+    return torch.where(medium, smoothed, scaled)
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((-x2, x1), dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, args: ModelArgs) -> None:
+        super().__init__()
+        self.num_heads, self.num_kv_heads, self.head_dim = args.num_heads, args.num_kv_heads, args.head_dim
+        self.q_size, self.kv_size = args.num_heads * args.head_dim, args.num_kv_heads * args.head_dim
+        self.qkv = nn.Linear(args.hidden_size, self.q_size + 2 * self.kv_size, bias=args.attention_bias)
+        self.o = nn.Linear(self.q_size, args.hidden_size, bias=args.attention_bias)
+        self.scale = args.head_dim**-0.5
+        self.k_cache: torch.Tensor | None = None  # [num_blocks, block_size, kv_heads, head_dim], bound later
+        self.v_cache: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, meta: AttentionMeta) -> torch.Tensor:
+        t = x.shape[0]
+        q, k, v = self.qkv(x).split([self.q_size, self.kv_size, self.kv_size], dim=-1)
+        q = q.view(t, self.num_heads, self.head_dim)
+        k = k.view(t, self.num_kv_heads, self.head_dim)
+        v = v.view(t, self.num_kv_heads, self.head_dim)
+        cos, sin = meta.cos.unsqueeze(1), meta.sin.unsqueeze(1)
+        q = q * cos + rotate_half(q) * sin
+        k = k * cos + rotate_half(k) * sin
+        k_flat = self.k_cache.view(-1, self.num_kv_heads, self.head_dim)
+        v_flat = self.v_cache.view(-1, self.num_kv_heads, self.head_dim)
+        k_flat.index_copy_(0, meta.slot_mapping, k.to(k_flat.dtype))
+        v_flat.index_copy_(0, meta.slot_mapping, v.to(v_flat.dtype))
+        outs = []
+        if meta.num_decode:
+            outs.append(self._decode(q[: meta.num_decode], meta))
+        for start, n, cached, block_table in meta.prefills:
+            outs.append(
+                self._prefill(
+                    q[start : start + n], k[start : start + n], v[start : start + n], cached, block_table
+                )
+            )
+        out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
+        return self.o(out.reshape(t, self.q_size))
+
+    def _decode(self, q: torch.Tensor, meta: AttentionMeta) -> torch.Tensor:
+        b = q.shape[0]
+        k = (
+            self.k_cache[meta.decode_block_tables]
+            .view(b, -1, self.num_kv_heads, self.head_dim)
+            .transpose(1, 2)
+        )
+        v = (
+            self.v_cache[meta.decode_block_tables]
+            .view(b, -1, self.num_kv_heads, self.head_dim)
+            .transpose(1, 2)
+        )
+        out = F.scaled_dot_product_attention(
+            q.unsqueeze(2), k, v, attn_mask=meta.decode_mask, scale=self.scale, enable_gqa=True
+        )
+        return out.view(b, self.num_heads, self.head_dim)
+
+    def _prefill(
+        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cached: int, block_table: torch.Tensor | None
+    ) -> torch.Tensor:
+        n = q.shape[0]
+        mask = None
+        if cached:
+            total = cached + n
+            k = self.k_cache[block_table].view(-1, self.num_kv_heads, self.head_dim)[:total]
+            v = self.v_cache[block_table].view(-1, self.num_kv_heads, self.head_dim)[:total]
+            key_pos = torch.arange(total, device=q.device)
+            mask = key_pos.unsqueeze(0) <= (key_pos[cached:]).unsqueeze(1)
+        out = F.scaled_dot_product_attention(
+            q.transpose(0, 1).unsqueeze(0),
+            k.transpose(0, 1).unsqueeze(0),
+            v.transpose(0, 1).unsqueeze(0),
+            attn_mask=mask,
+            is_causal=mask is None and n > 1,
+            scale=self.scale,
+            enable_gqa=True,
+        )
+        return out.squeeze(0).transpose(0, 1)
+
+
+class MLP(nn.Module):
+    def __init__(self, args: ModelArgs) -> None:
+        super().__init__()
+        self.gate_up = nn.Linear(args.hidden_size, 2 * args.intermediate_size, bias=args.mlp_bias)
+        self.down = nn.Linear(args.intermediate_size, args.hidden_size, bias=args.mlp_bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate, up = self.gate_up(x).chunk(2, dim=-1)
+        return self.down(F.silu(gate) * up)
+
+
+class DecoderLayer(nn.Module):
+    def __init__(self, args: ModelArgs) -> None:
+        super().__init__()
+        self.input_norm = RMSNorm(args.hidden_size, args.rms_norm_eps)
+        self.attn = Attention(args)
+        self.post_norm = RMSNorm(args.hidden_size, args.rms_norm_eps)
+        self.mlp = MLP(args)
+
+    def forward(self, x: torch.Tensor, meta: AttentionMeta) -> torch.Tensor:
+        x = x + self.attn(self.input_norm(x), meta)
+        return x + self.mlp(self.post_norm(x))
+
+
+class LlamaModel(nn.Module):
+    def __init__(self, args: ModelArgs) -> None:
+        super().__init__()
+        self.args = args
+        self.embed = nn.Embedding(args.vocab_size, args.hidden_size)
+        self.layers = nn.ModuleList(DecoderLayer(args) for _ in range(args.num_layers))
+        self.norm = RMSNorm(args.hidden_size, args.rms_norm_eps)
+        self.lm_head = nn.Linear(args.hidden_size, args.vocab_size, bias=False)
+        if args.tie_word_embeddings:
+            self.lm_head.weight = self.embed.weight
+        self.register_buffer("rope_cos", torch.empty(0), persistent=False)
+        self.register_buffer("rope_sin", torch.empty(0), persistent=False)
+
+    def init_rope(self) -> None:
+        """Precompute cos/sin for every position once (float32, as transformers does)."""
+        inv_freq = rope_inv_freq(self.args).to(self.embed.weight.device)
+        pos = torch.arange(self.args.max_position_embeddings, device=inv_freq.device).float()
+        freqs = pos.unsqueeze(1) * inv_freq.unsqueeze(0)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        self.rope_cos = emb.cos().to(self.embed.weight.dtype)
+        self.rope_sin = emb.sin().to(self.embed.weight.dtype)
+
+    def bind_kv_cache(self, k_cache: torch.Tensor, v_cache: torch.Tensor) -> None:
+        """Give each layer its slice of the cache tensors ([layers, blocks, block_size, kv_heads, head_dim])."""
+        for i, layer in enumerate(self.layers):
+            layer.attn.k_cache, layer.attn.v_cache = k_cache[i], v_cache[i]
+
+    def forward(
+        self, input_ids: torch.Tensor, meta: AttentionMeta, logits_index: torch.Tensor
+    ) -> torch.Tensor:
+        """Run the flat batch; return float32 logits of the rows in `logits_index` only."""
+        meta.cos, meta.sin = self.rope_cos[meta.positions], self.rope_sin[meta.positions]
+        x = self.embed(input_ids)
+        for layer in self.layers:
+            x = layer(x, meta)
+        x = self.norm(x[logits_index])
+        return self.lm_head(x).float()

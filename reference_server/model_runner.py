@@ -1,0 +1,100 @@
+"""Runs one scheduled step on the model: builds the flat batch, owns the KV cache, samples.
+
+The KV cache is allocated once here ([layers, blocks, block_size, kv_heads, head_dim] for K and for V)
+and never resized. Per step the runner only builds small index tensors (tokens, positions, KV slots,
+block tables), so nothing proportional to the cache is allocated in the hot path.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from reference_server.model import AttentionMeta, LlamaModel
+from reference_server.sampling import sample
+from reference_server.sequence import Sequence
+
+
+def kv_bytes_per_block(model: LlamaModel, block_size: int, dtype: torch.dtype) -> int:
+    a = model.args
+    return 2 * a.num_layers * block_size * a.num_kv_heads * a.head_dim * torch.finfo(dtype).bits // 8
+
+
+class ModelRunner:
+    def __init__(
+        self, model: LlamaModel, num_blocks: int, block_size: int, eos_ids: frozenset[int], seed: int
+    ) -> None:
+        self.model = model
+        self.block_size = block_size
+        self.eos_ids = sorted(eos_ids)
+        a = model.args
+        param = model.embed.weight
+        self.device, self.dtype = param.device, param.dtype
+        shape = (a.num_layers, num_blocks, block_size, a.num_kv_heads, a.head_dim)
+        self.k_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self.v_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        model.bind_kv_cache(self.k_cache, self.v_cache)
+        self.generator = torch.Generator().manual_seed(seed)  # for unseeded sampled requests
+
+    def _tensor(self, data: list[int]) -> torch.Tensor:
+        return torch.tensor(data, dtype=torch.long).to(self.device, non_blocking=True)
+
+    def prepare(self, batch: list[tuple[Sequence, int]]) -> tuple[torch.Tensor, AttentionMeta, list[int]]:
+        """Flatten the step's tokens. Decodes (1 token) must come first in `batch`."""
+        bs = self.block_size
+        ids: list[int] = []
+        positions: list[int] = []
+        slots: list[int] = []
+        logits_rows: list[int] = []
+        num_decode = 0
+        while num_decode < len(batch) and batch[num_decode][1] == 1:
+            num_decode += 1
+        prefills = []
+        for k, (seq, n) in enumerate(batch):
+            start, c, table = len(ids), seq.num_computed_tokens, seq.block_table
+            ids.extend(seq.token_ids[c : c + n])
+            pos = range(c, c + n)
+            positions.extend(pos)
+            slots.extend(table[p // bs] * bs + p % bs for p in pos)
+            if c + n == len(seq):
+                logits_rows.append(start + n - 1)
+            if k >= num_decode:
+                blocks = self._tensor(table[: -(-(c + n) // bs)]) if c else None
+                prefills.append((start, n, c, blocks))
+        meta = AttentionMeta(
+            positions=self._tensor(positions),
+            slot_mapping=self._tensor(slots),
+            num_decode=num_decode,
+            prefills=prefills,
+        )
+        if num_decode:
+            width = max(len(seq.block_table) for seq, _ in batch[:num_decode])
+            tables = [seq.block_table + [0] * (width - len(seq.block_table)) for seq, _ in batch[:num_decode]]
+            meta.decode_block_tables = self._tensor(tables)
+            lengths = self._tensor([seq.num_computed_tokens + 1 for seq, _ in batch[:num_decode]])
+            key_pos = torch.arange(width * bs, device=self.device)
+            meta.decode_mask = (key_pos.unsqueeze(0) < lengths.unsqueeze(1)).view(num_decode, 1, 1, -1)
+        return self._tensor(ids), meta, logits_rows
+
+    @torch.inference_mode()
+    def run(self, batch: list[tuple[Sequence, int]]) -> list[int | None]:
+        """Compute the step; return the sampled token for each sequence that reached its end, else None."""
+        input_ids, meta, rows = self.prepare(batch)
+        samplers = [seq for seq, n in batch if seq.num_computed_tokens + n == len(seq)]
+        if not samplers:
+            self.model(input_ids, meta, self._tensor([]))
+            return [None] * len(batch)
+        logits = self.model(input_ids, meta, self._tensor(rows))
+        self._apply_min_tokens(logits, samplers)
+        params = [seq.params for seq in samplers]
+        gens = [seq.generator or self.generator for seq in samplers]
+        tokens = iter(sample(logits, params, gens))
+        return [next(tokens) if seq.num_computed_tokens + n == len(seq) else None for seq, n in batch]
+
+    def _apply_min_tokens(self, logits: torch.Tensor, seqs: list[Sequence]) -> None:
+        """Forbid end-of-sequence and stop tokens until a request has its min_tokens."""
+        for row, seq in enumerate(seqs):
+            p = seq.params
+            if seq.num_output_tokens < p.min_tokens:
+                banned = list(p.stop_token_ids) + ([] if p.ignore_eos else self.eos_ids)
+                if banned:
+                    logits[row, banned] = float("-inf")
