@@ -246,7 +246,7 @@ class Store:
         return {r["fingerprint"]: {**dict(r), "labels": json.loads(r["labels"])} for r in rows}
 
     def add_silence(
-        self, matchers: dict[str, str], starts_at: float, ends_at: float, created_by: str, comment: str
+        self, matchers: list[list[str]], starts_at: float, ends_at: float, created_by: str, comment: str
     ) -> int:
         with self.tx() as db:
             cur = db.execute(
