@@ -1,0 +1,194 @@
+"""Run control inside the Locust processes.
+
+`ProcessRun` lives in every process that runs users (local runner or worker): it owns the
+ProcessPlan, the Collector and the ValidityMonitor. `Coordinator` lives in the process that owns
+the run (local runner or master): it ends the run (duration, request count, shape end, Ctrl-C),
+waits for each worker's final report, and writes the run folder.
+
+Ending a distributed run goes through `runner.stop()` first (workers stop their users and send a
+final `tollgate_final` message) and only then `runner.quit()`, because Locust's own quit path
+gives workers just half a second to deliver their last report.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import gevent
+from locust.runners import LocalRunner, MasterRunner, WorkerRunner
+
+from loadgen import report, validity
+from loadgen.collector import Collector
+from loadgen.plan import ProcessPlan
+from loadgen.validity import ValidityMonitor
+
+log = logging.getLogger("tollgate.load")
+FINAL_WAIT_S = 20.0
+OPEN_LOOP_GRACE_S = 30.0
+
+
+def load_config(environment: Any) -> dict[str, Any]:
+    text = getattr(environment.parsed_options, "tollgate_config", "") or ""
+    if not text:
+        raise SystemExit("tollgate: --tollgate-config is missing (run through `tollgate load`)")
+    return json.loads(text)
+
+
+class ProcessRun:
+    def __init__(self, environment: Any, config: dict[str, Any], sink: Collector | None = None) -> None:
+        runner = environment.runner
+        worker = isinstance(runner, WorkerRunner)
+        self.index = runner.worker_index if worker else 0
+        self.count = int(getattr(environment.parsed_options, "expect_workers", 1) or 1) if worker else 1
+        self.environment = environment
+        self.config = config
+        self.collector = sink or Collector()
+        self.monitor = ValidityMonitor()
+        self.plan = ProcessPlan(config, self.index, self.count, on_done=self._on_done)
+        self.final_sent = False
+        self.monitor.start()
+
+    @property
+    def name(self) -> str:
+        return f"worker-{self.index}" if isinstance(self.environment.runner, WorkerRunner) else "local"
+
+    def record(self, record: Any) -> None:
+        self.collector.add(record)
+        self.plan.request_finished()
+
+    def _on_done(self) -> None:
+        runner = self.environment.runner
+        if isinstance(runner, WorkerRunner):
+            runner.send_message("tollgate_done", {"worker": self.index})
+        else:
+            self.environment.tollgate_coordinator.finish("all requests answered")  # spawns; safe from a user
+
+    def final_report(self) -> dict[str, Any]:
+        self.monitor.stop()
+        data = self.collector.drain()
+        data["validity"] = {self.name: self.monitor.figures()}
+        return data
+
+
+class Coordinator:
+    def __init__(self, environment: Any, config: dict[str, Any]) -> None:
+        self.environment = environment
+        self.config = config
+        self.collector = Collector()
+        self.validity: dict[str, dict[str, Any]] = {}
+        self.finals: set[str] = set()
+        self.done_workers: set[int] = set()
+        self.started_at = time.time()
+        self.written = False
+        self.finishing = False
+        self.notes: list[str] = []
+        if config.get("duration_s"):
+            # Open loop: the schedule itself ends at the duration and every process reports done once
+            # its last arrival is answered; the timer only bounds the wait for stragglers.
+            grace = min(float(config["timeout_s"]), OPEN_LOOP_GRACE_S) if config.get("rate") else 0.0
+            gevent.spawn_later(config["duration_s"] + grace, self.finish, "duration reached")
+
+    @property
+    def distributed(self) -> bool:
+        return isinstance(self.environment.runner, MasterRunner)
+
+    def absorb(self, client_id: str, data: dict[str, Any], final: bool = False) -> None:
+        self.collector.absorb(data)
+        self.validity.update(data.get("validity", {}))
+        if final:
+            self.finals.add(client_id)
+
+    def worker_done(self, index: int) -> None:
+        self.done_workers.add(index)
+        if len(self.done_workers) >= int(self.environment.parsed_options.expect_workers or 1):
+            self.finish("all requests answered")
+
+    def finish(self, reason: str, status: str = "complete") -> None:
+        """End the run: stop users everywhere, collect final reports, write the folder, quit Locust.
+
+        Runs in its own greenlet: the caller may be a user (which stop() kills) or the master's
+        message listener (which must keep receiving the final reports)."""
+        if not self.finishing:
+            self.finishing = True
+            gevent.spawn(self._finish, reason, status)
+
+    def _finish(self, reason: str, status: str) -> None:
+        log.info("tollgate: %s, stopping", reason)
+        self.notes.append(reason)
+        runner = self.environment.runner
+        expected = {c.id for c in runner.clients.all} if self.distributed else set()
+        self.ended_at = time.time()
+        runner.stop()
+        self._wait_for_finals(expected)
+        self.write(status)
+        runner.quit()
+
+    def on_quitting(self) -> None:
+        """Ctrl-C, SIGTERM or a Locust error: write what was measured, marked interrupted."""
+        if self.written:
+            return
+        if not self.finishing:
+            self.finishing = True
+            self.ended_at = time.time()
+            self.notes.append("interrupted before the run's end")
+            runner = self.environment.runner
+            expected = {c.id for c in runner.clients.all} if self.distributed else set()
+            try:
+                runner.stop()
+            except Exception as exc:
+                self.notes.append(f"stopping workers failed: {exc}")
+            self._wait_for_finals(expected)
+        self.write("interrupted")
+
+    def _wait_for_finals(self, expected: set[str]) -> None:
+        local = getattr(self.environment, "tollgate_run", None)
+        if local is not None and not local.final_sent:
+            local.final_sent = True
+            self.absorb("local", local.final_report(), final=True)
+        deadline = time.monotonic() + FINAL_WAIT_S
+        while not expected <= self.finals and time.monotonic() < deadline:
+            gevent.sleep(0.05)
+        missing = expected - self.finals
+        if missing:
+            self.notes.append(
+                f"no final report from {len(missing)} worker(s); their last requests are missing"
+            )
+
+    def write(self, status: str) -> None:
+        if self.written:
+            return
+        self.written = True
+        ended = getattr(self, "ended_at", time.time())
+        checks = validity.combine(self.validity)
+        if status == "complete" and self.collector.rows and all(not r["ok"] for r in self.collector.rows):
+            status = "failed"
+            self.notes.append("no request completed")
+        try:
+            from locust.html import get_html_report
+
+            locust_html = get_html_report(self.environment, show_download_link=False)
+        except Exception as exc:
+            locust_html = None
+            self.notes.append(f"locust.html not written: {exc}")
+        sends = [r["send_s"] for r in self.collector.rows if r["send_s"] == r["send_s"]]
+        started = min(sends) if sends else self.started_at  # the window opens with the first request
+        summary = report.write_run(
+            Path(self.config["run_dir"]),
+            self.collector,
+            self.config,
+            status,
+            started,
+            ended,
+            checks,
+            self.notes,
+            locust_html,
+        )
+        log.info("tollgate: wrote %s (%s)", self.config["run_dir"], summary["status"])
+
+
+def is_owner(environment: Any) -> bool:
+    return isinstance(environment.runner, MasterRunner | LocalRunner)

@@ -1,0 +1,264 @@
+"""Write a run folder: requests.parquet, report.html, locust.html, then summary.json (atomically, last).
+
+The summary follows tollgate.contracts.run_folder; latency blocks come from the merged
+full-resolution histograms, throughput from the request rows over the measured window.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import os
+import platform
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from loadgen.collector import METRICS, Collector
+from tollgate.contracts.run_folder import LATENCY_METRICS, REQUEST_COLUMNS, RUN_SCHEMA_VERSION
+
+SECRET_KEYS = ("api_key",)
+
+
+def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, default=_json_default, allow_nan=False))
+    os.replace(tmp, path)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def requests_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows)
+    for column in REQUEST_COLUMNS:
+        if column not in frame:
+            frame[column] = pd.Series(dtype="float64")
+    extra = [c for c in frame.columns if c not in REQUEST_COLUMNS]
+    return frame[list(REQUEST_COLUMNS) + extra].sort_values("send_s", kind="stable").reset_index(drop=True)
+
+
+def good_requests(frame: pd.DataFrame, slo: dict[str, float]) -> pd.Series:
+    """Requests that completed and met every per-request SLO (undefined metrics, e.g. TPOT of a 1-token reply, pass)."""
+    good = frame["ok"].astype(bool)
+    for metric, limit in slo.items():
+        values = frame[metric] if metric in frame else pd.Series(np.nan, index=frame.index)
+        good &= values.isna() | (values <= limit)
+    return good
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _clean(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def build_summary(
+    collector: Collector,
+    frame: pd.DataFrame,
+    config: dict[str, Any],
+    status: str,
+    started_at: float,
+    ended_at: float,
+    validity: dict[str, Any],
+    notes: list[str],
+) -> dict[str, Any]:
+    duration = max(ended_at - started_at, 1e-9)
+    ok = frame[frame["ok"].astype(bool)] if len(frame) else frame
+    open_loop = config.get("rate") is not None
+    names = METRICS if open_loop else LATENCY_METRICS
+    slo = config.get("goodput_slo") or {}
+    good = int(good_requests(frame, slo).sum()) if len(frame) else 0
+    errors = Counter(frame.loc[~frame["ok"].astype(bool), "error"]) if len(frame) else Counter()
+    prompt = ok["prompt_tokens"][ok["prompt_tokens"] >= 0].sum() if len(ok) else 0
+    summary = {
+        "schema_version": RUN_SCHEMA_VERSION,
+        "run_id": config["run_id"],
+        "name": config.get("name"),
+        "status": status,
+        "notes": notes,
+        "started_at": started_at,
+        "ended_at": ended_at,
+        "duration_s": round(duration, 3),
+        "config": {k: v for k, v in config.items() if k not in SECRET_KEYS and k != "server"},
+        "environment": environment(config),
+        "server": config.get("server", {}),
+        "metrics": {name: collector.histograms[name].summary() for name in names},
+        "throughput": {
+            "requests_per_s": len(ok) / duration,
+            "output_tokens_per_s": float(ok["output_tokens"].sum()) / duration if len(ok) else 0.0,
+            "input_tokens_per_s": float(prompt) / duration,
+            "offered_rate_per_s": float(config["rate"]) if open_loop else len(frame) / duration,
+            "sent_per_s": len(frame) / duration,
+            "achieved_send_rate_per_s": achieved_rate(frame),
+        },
+        "goodput": {
+            "requests_per_s": good / duration,
+            "fraction": good / len(frame) if len(frame) else 0.0,
+            "slo": slo,
+        },
+        "requests": {
+            "sent": len(frame),
+            "completed": len(ok),
+            "failed": len(frame) - len(ok),
+            "output_tokens_estimated": int(ok["output_tokens_estimated"].astype(bool).sum())
+            if len(ok)
+            else 0,
+        },
+        "errors": dict(errors),
+        "warnings": dict(collector.warnings),
+        "validity": validity,
+    }
+    return _clean(summary)
+
+
+def achieved_rate(frame: pd.DataFrame) -> float | None:
+    """Requests actually sent per second between the first and the last send: (n - 1) / span."""
+    sends = frame["send_s"].dropna() if len(frame) else frame
+    span = float(sends.max() - sends.min()) if len(sends) > 1 else 0.0
+    return (len(sends) - 1) / span if span > 0 else None
+
+
+def environment(config: dict[str, Any]) -> dict[str, Any]:
+    from importlib.metadata import version
+
+    import psutil
+
+    from tollgate import __version__
+
+    return {
+        "tollgate": __version__,
+        "locust": version("locust"),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": platform.node(),
+        "cpu_count": os.cpu_count(),
+        "mem_total_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "processes": config.get("processes", 1),
+    }
+
+
+def write_run(
+    run_dir: Path,
+    collector: Collector,
+    config: dict[str, Any],
+    status: str,
+    started_at: float,
+    ended_at: float,
+    validity: dict[str, Any],
+    notes: list[str] | None = None,
+    locust_html: str | None = None,
+) -> dict[str, Any]:
+    """Write every file of the run folder; summary.json goes last. Returns the summary."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    notes = list(notes or [])
+    frame = requests_frame(collector.rows)
+    try:
+        frame.to_parquet(run_dir / "requests.parquet", index=False)
+    except ImportError:
+        frame.to_csv(run_dir / "requests.csv", index=False)
+    summary = build_summary(collector, frame, config, status, started_at, ended_at, validity, notes)
+    if locust_html:
+        (run_dir / "locust.html").write_text(locust_html, encoding="utf-8")
+    try:
+        (run_dir / "report.html").write_text(render_html(summary, frame), encoding="utf-8")
+    except Exception as exc:  # a plotting problem must not cost the summary
+        summary["notes"].append(f"report.html not written: {type(exc).__name__}: {exc}")
+    write_json_atomic(run_dir / "summary.json", summary)
+    return summary
+
+
+def render_html(summary: dict[str, Any], frame: pd.DataFrame) -> str:
+    import plotly.graph_objects as go
+
+    figures = []
+    cdf = go.Figure()
+    done = frame[frame["ok"].astype(bool)]
+    for column in ("ttft_ms", "tpot_ms", "itl_mean_ms", "e2e_ms", "ttft_from_intended_ms"):
+        values = np.sort(done[column].dropna().to_numpy()) if column in done else np.array([])
+        if len(values):
+            cdf.add_scatter(
+                x=values, y=np.arange(1, len(values) + 1) / len(values), name=column, mode="lines"
+            )
+    cdf.update_layout(title="Latency CDFs", xaxis_title="ms", yaxis_title="fraction", xaxis_type="log")
+    figures.append(cdf)
+    if len(frame):
+        t0 = float(frame["send_s"].min())
+        seconds = np.arange(0, math.ceil(float(np.nanmax(frame["end_s"])) - t0) + 1)
+        ends = done["end_s"].to_numpy() - t0
+        completed = np.histogram(ends, bins=np.append(seconds, seconds[-1] + 1))[0]
+        tokens = np.histogram(ends, bins=np.append(seconds, seconds[-1] + 1), weights=done["output_tokens"])[
+            0
+        ]
+        sends, finish = frame["send_s"].to_numpy() - t0, frame["end_s"].to_numpy() - t0
+        in_flight = [int(((sends <= s) & (finish > s)).sum()) for s in seconds]
+        over_time = go.Figure()
+        over_time.add_bar(x=seconds, y=completed, name="completed req/s")
+        over_time.add_scatter(x=seconds, y=tokens, name="output tokens/s", yaxis="y2")
+        over_time.add_scatter(x=seconds, y=in_flight, name="in flight (concurrency)", mode="lines")
+        over_time.update_layout(
+            title="Throughput and concurrency over time",
+            xaxis_title="s since start",
+            yaxis2={"overlaying": "y", "side": "right", "title": "tokens/s"},
+        )
+        figures.append(over_time)
+        latency = go.Figure()
+        latency.add_scatter(
+            x=done["send_s"] - t0, y=done["ttft_ms"], mode="markers", name="TTFT ms", marker={"size": 4}
+        )
+        latency.add_scatter(
+            x=done["send_s"] - t0, y=done["tpot_ms"], mode="markers", name="TPOT ms", marker={"size": 4}
+        )
+        latency.update_layout(
+            title="TTFT and TPOT over time",
+            xaxis_title="send time, s since start",
+            yaxis_title="ms",
+            yaxis_type="log",
+        )
+        figures.append(latency)
+    body = "\n".join(
+        fig.to_html(full_html=False, include_plotlyjs="cdn" if i == 0 else False)
+        for i, fig in enumerate(figures)
+    )
+    rows = "".join(
+        f"<tr><td>{html.escape(name)}</td>"
+        + "".join(
+            f"<td>{_fmt(block.get(k))}</td>" for k in ("p50", "p90", "p95", "p99", "p999", "mean", "count")
+        )
+        + "</tr>"
+        for name, block in summary["metrics"].items()
+    )
+    facts = {
+        "status": summary["status"],
+        "requests completed / failed": f"{summary['requests']['completed']} / {summary['requests']['failed']}",
+        "throughput req/s": _fmt(summary["throughput"]["requests_per_s"]),
+        "output tokens/s": _fmt(summary["throughput"]["output_tokens_per_s"]),
+        "goodput req/s": _fmt(summary["goodput"]["requests_per_s"]),
+        "client bound": summary["validity"].get("client_bound"),
+        "errors": ", ".join(f"{k}: {v}" for k, v in summary["errors"].items()) or "none",
+    }
+    fact_rows = "".join(
+        f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items()
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Tollgate run {html.escape(summary["run_id"])}</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style>
+</head><body><h1>Tollgate run {html.escape(summary["run_id"])}</h1><table>{fact_rows}</table>
+<h2>Latency (ms)</h2><table><tr><th>metric</th><th>p50</th><th>p90</th><th>p95</th><th>p99</th><th>p99.9</th><th>mean</th><th>count</th></tr>{rows}</table>
+{body}</body></html>"""
+
+
+def _fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

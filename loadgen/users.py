@@ -1,0 +1,197 @@
+"""Locust users for OpenAI-compatible chat and completions endpoints, streaming or not.
+
+Every request becomes a `RequestRecord` (intended/actual send, each content chunk's arrival and
+token count, end, usage, status, failure reason). Failures of any kind (refused, timeout, HTTP
+error, malformed or truncated stream) are recorded with a reason; the user never raises.
+TTFT, TPOT, ITL (per-request mean) and E2E also go to Locust's own statistics as named entries.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import time
+from typing import Any
+
+import gevent
+from locust import FastHttpUser, constant, task
+
+from loadgen.sse import SSEParser, StreamError, parse_chunk
+from loadgen.timeline import RequestRecord
+
+PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
+
+
+def failure_reason(exc: BaseException) -> str:
+    """A short, stable reason string (errors are counted by reason)."""
+    if isinstance(exc, StreamError):
+        return str(exc)
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.timeout | TimeoutError | gevent.Timeout):
+        return "timeout"
+    if isinstance(exc, ConnectionResetError | BrokenPipeError):
+        return "connection reset (server closed the stream)"
+    name = type(exc).__name__
+    text = str(exc)
+    if "closed" in text.lower() or "ParseError" in name:
+        return f"stream truncated ({name})"
+    return f"{name}: {text[:60]}" if text else name
+
+
+class LLMUser(FastHttpUser):
+    """One virtual client; the process's ProcessPlan decides what it sends and when."""
+
+    wait_time = constant(0)
+    network_timeout = 600.0
+    connection_timeout = 10.0
+
+    @task
+    def one_request(self) -> None:
+        run = self.environment.tollgate_run
+        slot = run.plan.next_slot()
+        if slot is None:
+            gevent.sleep(0.2)  # this process's share is done; idle until the run stops
+            return
+        index, intended = slot
+        if intended == intended:
+            gevent.sleep(max(0.0, intended - time.perf_counter()))
+        record = self.send(run, index, intended)
+        run.record(record)
+        if record.status == 0 and run.plan.schedule is None:
+            gevent.sleep(0.05)  # closed loop against a dead server: do not spin
+
+    def send(self, run: Any, index: int, intended: float) -> RequestRecord:
+        cfg = run.config
+        spec = run.plan.workload.request(index)
+        stream = cfg["stream"]
+        record = RequestRecord(f"{cfg['run_id']}-{index}", spec.scenario, run.plan.worker_index, stream)
+        record.intended_perf = intended
+        body: dict[str, Any] = {"model": cfg["model"], "max_tokens": spec.max_tokens, "stream": stream}
+        if cfg["endpoint"] == "chat":
+            body["messages"] = spec.messages
+        else:
+            body["prompt"] = spec.prompt_text()
+        if stream:
+            body["stream_options"] = {"include_usage": True}
+        if cfg.get("ignore_eos"):
+            body["ignore_eos"] = True
+        if cfg.get("temperature") is not None:
+            body["temperature"] = cfg["temperature"]
+        headers = {"Authorization": f"Bearer {cfg['api_key']}"} if cfg.get("api_key") else {}
+        path = PATHS[cfg["endpoint"]]
+        record.send_s, record.send_perf = time.time(), time.perf_counter()
+        try:
+            with self.client.post(
+                path, json=body, headers=headers, stream=stream, catch_response=True, name=f"E2E {path}"
+            ) as resp:
+                record.status = int(resp.status_code or 0)
+                try:
+                    error = getattr(resp, "error", None)
+                    if error is not None and record.status == 0:
+                        raise error
+                    if record.status != 200:
+                        raise StreamError(f"HTTP {record.status}{_error_message(resp)}")
+                    if stream:
+                        read_stream(resp, record)
+                    else:
+                        read_body(resp, record)
+                except Exception as exc:  # any failure is a recorded reason, never a crash
+                    record.error = failure_reason(exc)
+                if record.end_perf != record.end_perf:
+                    record.end_perf = time.perf_counter()
+                resp.request_meta["response_time"] = (record.end_perf - record.send_perf) * 1000.0
+                if record.error:
+                    resp.failure(record.error)
+                else:
+                    resp.success()
+        except Exception as exc:
+            record.error = record.error or failure_reason(exc)
+            if record.end_perf != record.end_perf:
+                record.end_perf = time.perf_counter()
+        if record.ok:
+            self._fire_metrics(record, path)
+        return record
+
+    def _fire_metrics(self, record: RequestRecord, path: str) -> None:
+        itl = record.itl_ms()
+        for name, value in (
+            ("TTFT", record.ttft_ms()),
+            ("TPOT", record.tpot_ms()),
+            ("ITL", sum(itl) / len(itl) if itl else math.nan),
+        ):
+            if value == value:
+                self.environment.events.request.fire(
+                    request_type=name,
+                    name=path,
+                    response_time=value,
+                    response_length=0,
+                    exception=None,
+                    context={},
+                )
+
+
+def _error_message(resp: Any) -> str:
+    try:
+        body = json.loads(resp.content or b"{}")
+        message = (
+            body.get("error", {}).get("message") if isinstance(body.get("error"), dict) else body.get("error")
+        )
+        return f": {str(message)[:60]}" if message else ""
+    except Exception:
+        return ""
+
+
+def read_stream(resp: Any, record: RequestRecord) -> None:
+    """Read SSE lines as they arrive, stamping each content chunk with its arrival time."""
+    raw = resp._response  # geventhttpclient response: readline() returns as soon as a line is in
+    parser = SSEParser()
+    done = finished = False
+    last_completion_tokens = 0
+    while not done:
+        line = raw.readline(b"\n")
+        now = time.perf_counter()
+        events = parser.feed(line) if line else parser.finish()
+        for _, data in events:
+            chunk = parse_chunk(data)
+            record.end_perf = now
+            if chunk.done:
+                done = True
+                break
+            if chunk.usage:
+                record.prompt_tokens = chunk.usage.get("prompt_tokens", record.prompt_tokens)
+                record.usage_output_tokens = chunk.usage.get("completion_tokens", record.usage_output_tokens)
+            if chunk.text:
+                record.chunk_perf.append(now)
+                tokens = None
+                if chunk.usage and isinstance(chunk.usage.get("completion_tokens"), int):
+                    tokens = chunk.usage["completion_tokens"] - last_completion_tokens
+                    last_completion_tokens = chunk.usage["completion_tokens"]
+                record.chunk_tokens.append(tokens)
+            finished = finished or chunk.finish_reason is not None
+        if not line:
+            break
+    if not done and not finished:
+        raise StreamError("stream truncated (ended before [DONE])")
+    if not record.chunk_perf:
+        raise StreamError("stream carried no content")
+
+
+def read_body(resp: Any, record: RequestRecord) -> None:
+    try:
+        body = json.loads(resp.content)
+    except (ValueError, TypeError):
+        raise StreamError("malformed response: body is not JSON") from None
+    record.end_perf = time.perf_counter()
+    choices = body.get("choices") if isinstance(body, dict) else None
+    if not choices:
+        raise StreamError("malformed response: no choices")
+    message = choices[0].get("message") or {}
+    text = message.get("content") or choices[0].get("text") or ""
+    usage = body.get("usage") if isinstance(body.get("usage"), dict) else {}
+    record.prompt_tokens = usage.get("prompt_tokens")
+    record.usage_output_tokens = usage.get("completion_tokens")
+    record.chunk_perf = [record.end_perf]
+    estimate = max(1, len(text.split()))  # words, when the server sends no usage
+    record.chunk_tokens = [record.usage_output_tokens if record.usage_output_tokens is not None else estimate]
