@@ -1,0 +1,366 @@
+"""One drift check: a window of live features against a reference profile, per the drift result contract.
+
+Every feature is checked on its own; a feature that cannot be decided (absent, too few values, wrong type,
+no reference values) is marked `undecided` with the reason, and the rest of the check goes on.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from drift import detectors as det
+from drift.decide import (
+    DISTANCES,
+    MIN_EFFECT,
+    MIN_ROWS,
+    FeatureSpec,
+    check_method,
+    decide,
+    default_method,
+    window_p_value,
+)
+from drift.features import Features
+from drift.profile import Profile
+from drift.sketches import MAX_EXACT, OOV, CategoricalSketch, NumericSketch
+from tollgate.contracts.drift_result import DRIFT_SCHEMA_VERSION, FEATURE_FIELDS
+
+HIST_BINS = 20
+
+
+@dataclass
+class CheckSettings:
+    alpha: float = 0.05
+    correction: str = "bh"
+    specs: dict[str, FeatureSpec] = field(default_factory=dict)
+    permutations: int = 500
+    seed: int = 0
+    histograms: bool = True
+
+
+def select_window(
+    live: Features, seconds: float | None, end: float | None = None
+) -> tuple[Features, float | None, float | None]:
+    """Rows with timestamps in (end - seconds, end]; end defaults to the newest timestamp in the data."""
+    if live.timestamps is None:
+        if seconds is not None:
+            live.warnings.append("live data has no timestamps: --window ignored, all rows checked")
+        return live, None, None
+    ts = live.timestamps
+    finite = ts[~np.isnan(ts)]
+    if finite.size == 0:
+        return live, None, None
+    end = float(finite.max()) if end is None else end
+    start = float(finite.min()) if seconds is None else end - seconds
+    mask = (ts > start) & (ts <= end) if seconds is not None else ~np.isnan(ts)
+    return live.select(mask), start, end
+
+
+def _row(name: str, kind: str, n_ref: int, n_live: int, **values: Any) -> dict[str, Any]:
+    row = dict.fromkeys(FEATURE_FIELDS)
+    row.update(feature=name, kind=kind, n_reference=n_ref, n_live=n_live, status="decided")
+    row.update(values)
+    return row
+
+
+def _undecided(row: dict[str, Any], reason: str) -> dict[str, Any]:
+    row.update(status="undecided", reason=reason, drift=None)
+    return row
+
+
+def _why_undecidable(name: str, kind: str, method: str, n_ref: int, n_live: int) -> str | None:
+    if (why := check_method(kind, method)) is not None:
+        return why
+    if n_ref == 0:
+        return f"the reference has no values of '{name}' (the training data does not carry it)"
+    if n_live < MIN_ROWS[method]:
+        return f"window has {n_live} values of '{name}'; {method} needs at least {MIN_ROWS[method]}"
+    return None
+
+
+def _threshold(spec: FeatureSpec, kind: str, method: str) -> float:
+    if spec.min_effect is not None:
+        return spec.min_effect
+    return DISTANCES[method] if method in DISTANCES else MIN_EFFECT[kind]
+
+
+def _missing_row(
+    name: str, n_missing_ref: int, n_ref: int, n_missing_live: int, n_live: int, spec: FeatureSpec
+) -> dict[str, Any] | None:
+    if n_missing_ref == 0 and n_missing_live == 0:
+        return None
+    row = _row(
+        f"{name}.missing_rate",
+        "rate",
+        n_ref,
+        n_live,
+        method="z",
+        effect_threshold=spec.min_effect or MIN_EFFECT["rate"],
+    )
+    if n_live < MIN_ROWS["z"]:
+        return _undecided(
+            row, f"window has {n_live} rows; the missing-rate test needs at least {MIN_ROWS['z']}"
+        )
+    out = det.two_proportions(n_missing_ref, n_ref, n_missing_live, n_live)
+    row.update(statistic=out.statistic, p_value=out.p_value, effect_size=out.effect_size, details=out.extra)
+    return row
+
+
+def _start_rows(
+    name: str,
+    kind: str,
+    ref: NumericSketch | CategoricalSketch,
+    method: str,
+    spec: FeatureSpec,
+    n_values: int,
+    n_rows: int,
+) -> list[dict[str, Any]]:
+    """The feature's row, plus its missing-rate row when either side has missing values."""
+    row = _row(name, kind, ref.n, n_values, method=method, effect_threshold=_threshold(spec, kind, method))
+    miss = _missing_row(name, ref.n_missing, ref.n + ref.n_missing, n_rows - n_values, n_rows, spec)
+    return [row] if miss is None else [row, miss]
+
+
+def check_numeric(
+    name: str, ref: NumericSketch, column: pd.Series, profile: Profile, spec: FeatureSpec, with_hist: bool
+) -> list[dict[str, Any]]:
+    raw = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+    bad = int((column.notna() & np.isnan(raw)).sum()) if column.dtype == object else 0
+    values = raw[np.isfinite(raw)]
+    method = spec.method or default_method("numeric", ref.n_distinct if ref.exact else None)
+    rows = _start_rows(name, "numeric", ref, method, spec, int(values.size), raw.size)
+    row = rows[0]
+    if bad:
+        row["warning"] = f"{bad} live values of '{name}' are not numbers and count as missing"
+    if (why := _why_undecidable(name, "numeric", method, ref.n, int(values.size))) is not None:
+        return [_undecided(row, why)] + (rows[1:] if ref.n else [])
+    sample = profile.reservoir.columns.get(name)
+    sample = None if sample is None else sample[np.isfinite(sample)]
+    ref_raw = sample if profile.reservoir.complete and sample is not None and sample.size == ref.n else None
+    live_sorted = np.sort(values)
+    grid = det.NumericGrid.compute(ref, live_sorted) if ref_raw is None else None
+    effect = det.wasserstein_norm(ref, live_sorted, ref_raw, grid)
+    if method == "ks":
+        out = det.ks(ref, live_sorted, ref_raw, grid)
+    elif method in ("cvm", "anderson"):
+        if sample is None or sample.size < MIN_ROWS[method]:
+            return [
+                _undecided(row, f"{method} needs the reservoir sample of '{name}', which is too small"),
+                *rows[1:],
+            ]
+        out = (
+            det.cramer_von_mises(sample, values) if method == "cvm" else det.anderson_darling(sample, values)
+        )
+    elif method == "chi2":
+        if not ref.exact:
+            return [
+                _undecided(
+                    row, f"chi2 on '{name}' needs a reference with at most {MAX_EXACT} distinct values"
+                ),
+                *rows[1:],
+            ]
+        uniq, counts = np.unique(values, return_counts=True)
+        table = det.category_table(
+            pd.Series(ref.counts, index=ref.values.astype(str)),
+            0,
+            ref.n,
+            pd.Series(counts, index=uniq.astype(str)),
+        )
+        out = det.chi_square(table)
+    else:
+        out = _distance(method, ref, live_sorted, ref_raw, effect)
+    row.update(
+        statistic=out.statistic,
+        p_value=out.p_value,
+        effect_size=out.effect_size if method in DISTANCES else effect,
+        details=out.extra or None,
+    )
+    if with_hist:
+        lo, hi = min(ref.min, live_sorted[0]), max(ref.max, live_sorted[-1])
+        edges = np.linspace(lo, hi, HIST_BINS + 1) if hi > lo else np.array([lo - 0.5, hi + 0.5])
+        cdf = ref.cdf(edges, "left")
+        cdf[-1] = 1.0
+        row["reference_hist"] = {
+            "edges": edges.tolist(),
+            "counts": np.round(np.diff(cdf) * ref.n, 3).tolist(),
+        }
+        row["live_hist"] = {"edges": edges.tolist(), "counts": np.histogram(live_sorted, edges)[0].tolist()}
+    return rows
+
+
+def _distance(
+    method: str,
+    ref: NumericSketch | CategoricalSketch,
+    live: np.ndarray,
+    ref_raw: np.ndarray | None,
+    wnorm: float | None,
+) -> det.Outcome:
+    if method == "wasserstein":
+        return det.Outcome(method, wnorm, None, wnorm)
+    ref_p, live_p = det.binned_percents(ref, live, ref_raw, fill_zeros=method == "psi")
+    value = det.psi(ref_p, live_p) if method == "psi" else det.jensen_shannon(ref_p, live_p)
+    return det.Outcome(method, value, None, value)
+
+
+def check_categorical(
+    name: str, ref: CategoricalSketch, column: pd.Series, profile: Profile, spec: FeatureSpec, with_hist: bool
+) -> list[dict[str, Any]]:
+    missing = column.isna().to_numpy()
+    values = column[~missing].astype(str)
+    method = spec.method or default_method("categorical")
+    rows = _start_rows(name, "categorical", ref, method, spec, int(values.size), int(missing.size))
+    row = rows[0]
+    if (why := _why_undecidable(name, "categorical", method, ref.n, int(values.size))) is not None:
+        return [_undecided(row, why)] + (rows[1:] if ref.n else [])
+    live_counts = values.value_counts()
+    table = det.category_table(pd.Series(ref.counts, dtype=float), ref.other, ref.n, live_counts)
+    n_oov = int(table.loc[OOV, "live"]) if OOV in table.index else 0
+    oov = det.oov_rate(ref, n_oov, int(values.size))
+    rows.append(
+        _row(
+            f"{name}.oov_rate",
+            "rate",
+            ref.n,
+            int(values.size),
+            method=oov.method,
+            statistic=oov.statistic,
+            p_value=oov.p_value,
+            effect_size=oov.effect_size,
+            effect_threshold=spec.min_effect or MIN_EFFECT["rate"],
+            details=oov.extra,
+        )
+    )
+    if method == "chi2":
+        out = det.chi_square(table)
+        effect = det.jensen_shannon(*det.smoothed_shares(table))
+        row.update(
+            statistic=out.statistic,
+            p_value=out.p_value,
+            effect_size=effect,
+            details={
+                **out.extra,
+                "unseen_categories": int((~live_counts.index.isin(list(ref.counts))).sum()),
+            },
+        )
+    else:
+        sample = profile.reservoir.columns.get(name)
+        ref_raw = sample if profile.reservoir.complete and sample is not None else None
+        ref_raw = None if ref_raw is None else pd.Series(ref_raw).dropna().astype(str).to_numpy()
+        out = _distance(method, ref, values.to_numpy(), ref_raw, None)
+        row.update(statistic=out.statistic, effect_size=out.effect_size)
+    if with_hist:
+        top = sorted(ref.counts, key=lambda k: -ref.counts[k])[:HIST_BINS]
+        row["reference_hist"] = {"categories": [*top, OOV], "counts": [ref.counts[k] for k in top] + [0]}
+        row["live_hist"] = {
+            "categories": [*top, OOV],
+            "counts": [int(live_counts.get(k, 0)) for k in top] + [n_oov],
+        }
+    return rows
+
+
+def check_sketch(profile: Profile, live: Features, settings: CheckSettings) -> dict[str, Any]:
+    spec = settings.specs.get("prompt_sketch", FeatureSpec())
+    ref = profile.reservoir.vectors
+    n_ref = 0 if ref is None else int(ref.shape[0])
+    n_live = 0 if live.vectors is None else int(live.vectors.shape[0])
+    method = spec.method or "mmd"
+    row = _row(
+        "prompt_sketch",
+        "sketch",
+        n_ref,
+        n_live,
+        method=method,
+        effect_threshold=_threshold(spec, "sketch", method),
+    )
+    if method != "mmd":
+        return _undecided(row, f"method '{method}' does not apply to the prompt sketch (choose mmd)")
+    if live.vectors is None:
+        return _undecided(row, "live data has no prompt sketches")
+    if ref is None or live.vectors.shape[1] != ref.shape[1]:
+        return _undecided(
+            row,
+            f"prompt sketch dimensions differ (reference {None if ref is None else ref.shape[1]}, live {live.vectors.shape[1]})",
+        )
+    if min(n_ref, n_live) < MIN_ROWS["mmd"]:
+        return _undecided(
+            row,
+            f"mmd needs at least {MIN_ROWS['mmd']} prompts on each side (reference {n_ref}, live {n_live})",
+        )
+    out = det.mmd_permutation(ref, live.vectors, settings.permutations, seed=settings.seed)
+    row.update(statistic=out.statistic, p_value=out.p_value, effect_size=out.effect_size, details=out.extra)
+    return row
+
+
+def run_check(
+    profile: Profile,
+    live: Features,
+    settings: CheckSettings | None = None,
+    window: tuple[float | None, float | None] = (None, None),
+) -> dict[str, Any]:
+    """Check a live window against the profile; returns the drift result dict (contract, minus check_id)."""
+    settings = settings or CheckSettings()
+    warnings = list(live.warnings)
+    rows: list[dict[str, Any]] = []
+    unknown = [
+        s for s in settings.specs if s not in profile.kinds() and s.split(".")[0] not in profile.kinds()
+    ]
+    warnings += [f"--method/--min-effect names '{s}', which is not a feature of the profile" for s in unknown]
+    live_kinds = live.kinds()
+    for name, ref in profile.features.items():
+        spec = settings.specs.get(name, FeatureSpec())
+        if name not in live.table.columns:
+            kind = "numeric" if isinstance(ref, NumericSketch) else "categorical"
+            rows.append(
+                _undecided(
+                    _row(name, kind, ref.n, 0, method=spec.method),
+                    f"feature '{name}' is absent from the live data",
+                )
+            )
+            continue
+        if isinstance(ref, NumericSketch):
+            rows += check_numeric(name, ref, live.table[name], profile, spec, settings.histograms)
+        else:
+            if live_kinds.get(name) == "numeric" and name not in ("system_fingerprint", "dominant_script"):
+                warnings.append(
+                    f"feature '{name}' is categorical in the profile but numeric in the live data; compared as categories"
+                )
+            rows += check_categorical(name, ref, live.table[name], profile, spec, settings.histograms)
+    warnings += [
+        f"live feature '{c}' is not in the profile; ignored"
+        for c in live.table.columns
+        if c not in profile.features
+    ]
+    warnings += [f"{r['feature']}: undecided ({r['reason']})" for r in rows if r["status"] == "undecided"]
+    multi = check_sketch(profile, live, settings) if profile.sketch_dim else None
+    family = rows + ([multi] if multi else [])
+    drifted = decide(family, settings.alpha, settings.correction)
+    if multi and multi["status"] == "undecided":
+        warnings.append(f"prompt_sketch: undecided ({multi['reason']})")
+    return {
+        "schema_version": DRIFT_SCHEMA_VERSION,
+        "created_at": time.time(),
+        "profile": {"path": profile.path, "n_reference": profile.n_rows, "created_at": profile.created_at},
+        "window": {
+            "start": window[0],
+            "end": window[1],
+            "n_live": len(live),
+            "n_skipped_lines": live.n_skipped,
+        },
+        "settings": {
+            "alpha": settings.alpha,
+            "correction": settings.correction,
+            "sequential": False,
+            "methods": {r["feature"]: r["method"] for r in family},
+            "permutations": settings.permutations,
+        },
+        "features": rows,
+        "multivariate": multi,
+        "drift_detected": drifted,
+        "window_p_value": window_p_value(family),
+        "evidently_report": None,
+        "warnings": warnings,
+    }

@@ -1,0 +1,201 @@
+"""`tollgate drift profile|check|watch`.
+
+    tollgate drift profile DATA [DATA ...] -o profile.json
+    tollgate drift check --profile profile.json --live capture.jsonl [--window 1h] [--evidently-report out.html]
+    tollgate drift watch --profile profile.json --live capture.jsonl --interval 60 --window 1h --port 9109
+
+check exits 0 (no drift), 1 (drift) or 2 (bad input: unreadable profile or live data, bad flags).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from drift.check import CheckSettings, run_check, select_window
+from drift.decide import FeatureSpec, parse_overrides
+from drift.features import FeatureError, load_features
+from drift.profile import RESERVOIR_CAPACITY, ProfileError, build_profile, load_profile, save_profile
+from drift.report import evidently_report, print_table, write_result
+from drift.sequential import SequentialDetector
+
+EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """'90s', '30m', '1h', '2d' or plain seconds."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
+    if not m or float(m.group(1)) <= 0:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a duration (use e.g. 90s, 30m, 1h, 2d)")
+    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+
+
+def add_check_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--profile", required=True, help="reference profile from `tollgate drift profile`")
+    p.add_argument("--live", required=True, help="capture log, OpenAI request-body JSONL, CSV or parquet")
+    p.add_argument("--window", type=parse_duration, help="only the last DURATION of the live data (1h, 30m)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (default 0.05)")
+    p.add_argument(
+        "--correction", choices=("bh", "bonferroni"), default="bh", help="multiple-testing correction"
+    )
+    p.add_argument(
+        "--method", action="append", default=[], metavar="FEATURE=METHOD", help="per-feature method"
+    )
+    p.add_argument(
+        "--min-effect", action="append", default=[], metavar="FEATURE=X", help="per-feature minimum effect"
+    )
+    p.add_argument("--permutations", type=int, default=500, help="MMD permutations (default 500)")
+    p.add_argument(
+        "--out", default="reports/drift", help="folder for <check_id>.json (default reports/drift)"
+    )
+    p.add_argument("--evidently-report", help="also write Evidently's DataDriftPreset HTML report here")
+
+
+def settings_from(args: argparse.Namespace) -> CheckSettings:
+    methods = parse_overrides(args.method, "--method")
+    effects = parse_overrides(args.min_effect, "--min-effect")
+    specs: dict[str, FeatureSpec] = {}
+    for name in set(methods) | set(effects):
+        try:
+            min_effect = float(effects[name]) if name in effects else None
+        except ValueError as exc:
+            raise ValueError(f"--min-effect {name}={effects[name]}: not a number") from exc
+        specs[name] = FeatureSpec(methods.get(name), min_effect)
+    if not 0 < args.alpha < 1:
+        raise ValueError(f"--alpha {args.alpha} must be between 0 and 1")
+    return CheckSettings(
+        alpha=args.alpha, correction=args.correction, specs=specs, permutations=args.permutations
+    )
+
+
+def cmd_profile(args: argparse.Namespace) -> int:
+    profile = None
+    try:
+        for path in args.data:
+            feats = load_features(path)
+            for w in feats.warnings:
+                print(f"warning: {w}", file=sys.stderr)
+            if len(feats) == 0:
+                print(f"error: {path}: no usable rows to profile", file=sys.stderr)
+                return EXIT_BAD_INPUT
+            part = build_profile(feats, args.reservoir, args.seed, source=str(path))
+            profile = part if profile is None else profile.merge(part, args.seed)
+    except (FeatureError, ProfileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    assert profile is not None
+    profile.source = ", ".join(args.data)
+    out = save_profile(profile, args.output)
+    kinds = profile.kinds()
+    print(f"profile of {profile.n_rows} rows, {len(kinds)} features ({', '.join(kinds)}) -> {out}")
+    return EXIT_OK
+
+
+def run_once(
+    args: argparse.Namespace, seq: SequentialDetector | None = None
+) -> tuple[int, dict[str, Any] | None]:
+    try:
+        settings = settings_from(args)
+        profile = load_profile(args.profile)
+        live = load_features(args.live)
+    except (FeatureError, ProfileError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT, None
+    window, start, end = select_window(live, args.window)
+    result = run_check(profile, window, settings, (start, end))
+    if len(window) == 0:
+        result["warnings"].insert(
+            0, f"{args.live}: the window holds no usable rows; nothing could be decided"
+        )
+    if seq is not None:
+        result = apply_sequential(result, seq)
+    if args.evidently_report:
+        try:
+            result["evidently_report"] = str(evidently_report(profile, window, args.evidently_report))
+        except Exception as exc:  # Evidently's own errors must not lose the check itself
+            result["warnings"].append(f"Evidently report failed: {type(exc).__name__}: {exc}")
+    path = write_result(result, args.out)
+    print_table(result)
+    print(f"result: {path}")
+    return (EXIT_DRIFT if result["drift_detected"] else EXIT_OK), result
+
+
+def apply_sequential(result: dict[str, Any], seq: SequentialDetector) -> dict[str, Any]:
+    """Sequential mode: the alarm (not the per-window test) decides `drift_detected`."""
+    rows = result["features"] + ([result["multivariate"]] if result["multivariate"] else [])
+    effect = any(
+        r["status"] == "decided" and (r["effect_size"] or 0.0) >= (r["effect_threshold"] or 0.0) for r in rows
+    )
+    alarm = seq.update(result["window_p_value"], effect)
+    result["settings"]["sequential"] = True
+    result["sequential"] = {**seq.state(), "alarm": alarm, "window_drift": result["drift_detected"]}
+    result["drift_detected"] = alarm
+    return result
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    seq = None
+    state_path = Path(args.sequential_state) if args.sequential_state else None
+    if state_path is not None:
+        try:
+            seq = (
+                SequentialDetector.from_state(json.loads(state_path.read_text()))
+                if state_path.exists()
+                else SequentialDetector(arl=args.arl)
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            print(
+                f"error: {state_path}: unreadable sequential state ({exc}); delete it to start over",
+                file=sys.stderr,
+            )
+            return EXIT_BAD_INPUT
+    code, _ = run_once(args, seq)
+    if seq is not None and code != EXIT_BAD_INPUT:
+        state_path.write_text(json.dumps(seq.state()))
+    return code
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tollgate drift", description="reference profiles and drift checks")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("profile", help="build a reference profile from training/evaluation data")
+    p.add_argument(
+        "data", nargs="+", help="JSONL prompts (chat or text), request bodies, capture log, CSV, parquet"
+    )
+    p.add_argument("-o", "--output", required=True, help="profile.json to write")
+    p.add_argument(
+        "--reservoir", type=int, default=RESERVOIR_CAPACITY, help="rows kept as a sample (default 10000)"
+    )
+    p.add_argument("--seed", type=int, default=0)
+    c = sub.add_parser(
+        "check", help="check live requests against a profile (exit 0 ok, 1 drift, 2 bad input)"
+    )
+    add_check_options(c)
+    c.add_argument("--sequential-state", help="JSON file keeping the sequential detector between runs (cron)")
+    c.add_argument("--arl", type=float, default=1000.0, help="sequential: mean windows between false alarms")
+    w = sub.add_parser("watch", help="check a growing capture log on a schedule; gauges and alerts")
+    add_check_options(w)
+    from drift.watch import add_watch_options
+
+    add_watch_options(w)
+    return parser
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:
+        return EXIT_OK if exc.code == 0 else EXIT_BAD_INPUT
+    if args.command == "profile":
+        return cmd_profile(args)
+    if args.command == "check":
+        return cmd_check(args)
+    from drift.watch import run_watch
+
+    return run_watch(args)
