@@ -149,7 +149,14 @@ def bucket_quantile(q: float, buckets: list[tuple[float, float]]) -> float:
         start = bs[b - 1][0]
         count -= bs[b - 1][1]
         rank -= bs[b - 1][1]
-    return start + (end - start) * (rank / count)
+    return start + (end - start) * _div(rank, count)
+
+
+def _div(a: float, b: float) -> float:
+    """IEEE division as Go does it (x/0 is +-Inf, 0/0 is NaN), where Python would raise."""
+    if b != 0:
+        return a / b
+    return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a)
 
 
 def histogram_quantile(

@@ -11,7 +11,8 @@ import httpx
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as parse_openmetrics
 from prometheus_client.parser import text_string_to_metric_families as parse_text
 
-ACCEPT = "application/openmetrics-text;version=1.0.0;q=0.9,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+# The classic text format first: prometheus_client's OpenMetrics output rewrites `vllm:x` to `vllm_x`.
+ACCEPT = "text/plain;version=0.0.4;q=1.0,application/openmetrics-text;version=1.0.0;q=0.5,*/*;q=0.1"
 
 Labels = tuple[tuple[str, str], ...]
 Samples = dict[str, dict[Labels, float]]  # sample name -> sorted labels -> value

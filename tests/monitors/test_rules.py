@@ -1,0 +1,102 @@
+"""Rules files: the shipped defaults load, and every mistake names file:line, field and the fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitors.cli import DEFAULT_RULES
+from monitors.rules import RuleError, load_rules, parse_duration
+
+GOOD = """rules:
+  - name: Slow
+    kind: quantile
+    metric: vllm:time_to_first_token_seconds
+    q: 0.9
+    window: 30s
+    op: ">"
+    threshold: 1.5
+    for: 500ms
+    labels: {team: serving}
+    summary: "p90 {{ value }} over {{ threshold }} on {{ target }} gpu {{ labels.gpu }}"
+"""
+
+
+def _load(tmp_path, text: str):
+    path = tmp_path / "rules.yaml"
+    path.write_text(text)
+    return load_rules(path)
+
+
+def test_default_rules_cover_the_llm_serving_alerts():
+    names = {r.name for r in load_rules(DEFAULT_RULES)}
+    assert names == {
+        "TTFTP95OverSLO", "ITLP95OverSLO", "HighErrorRate", "QueueBackingUp", "KVCacheNearFull",
+        "PreemptionsRising", "TargetDown", "GPUMemoryNearFull", "DriftDetected",
+    }  # fmt: skip
+
+
+def test_a_good_rule_parses_and_renders(tmp_path):
+    (rule,) = _load(tmp_path, GOOD)
+    assert (rule.q, rule.window_s, rule.for_s, rule.threshold) == (0.9, 30.0, 0.5, 1.5)
+    text = rule.render(rule.summary, 2.25, {"target": "http://a/metrics", "gpu": "1"})
+    assert text == "p90 2.25 over 1.5 on http://a/metrics gpu 1"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "kind: quantile",
+            "kind: percentile",
+            r"rules\.yaml:3: rules\[0\]\.kind: 'percentile' is not one of",
+        ),
+        ('op: ">"', 'op: "=>"', r"rules\.yaml:7: rules\[0\]\.op: '=>' is not one of"),
+        (
+            "threshold: 1.5",
+            "threshold: high",
+            r"rules\.yaml:8: rules\[0\]\.threshold: 'high' must be a number",
+        ),
+        (
+            "for: 500ms",
+            "for: 5 minutes",
+            r"rules\.yaml:9: rules\[0\]\.for: '5 minutes' is not a duration; write e\.g\.",
+        ),
+        ("q: 0.9", "q: 95", r"rules\.yaml:5: rules\[0\]\.q: 95 must be a number between 0 and 1"),
+        (
+            "    q: 0.9\n",
+            "    q: 0.9\n    treshold: 2\n",
+            r"rules\.yaml:6: rules\[0\]\.treshold: unknown field",
+        ),
+        (
+            "{{ labels.gpu }}",
+            "{{ $labels.gpu }}",
+            r"rules\[0\]\.summary: template '\{\{ \$labels\.gpu \}\}' not allowed",
+        ),
+        (
+            "    metric: vllm:time_to_first_token_seconds\n",
+            "",
+            r"rules\[0\]\.metric: missing; a quantile rule needs",
+        ),
+    ],
+)
+def test_mistakes_are_reported_with_file_line_and_field(tmp_path, old, new, message):
+    assert old in GOOD
+    with pytest.raises(RuleError, match=message):
+        _load(tmp_path, GOOD.replace(old, new))
+
+
+def test_structural_errors(tmp_path):
+    with pytest.raises(RuleError, match=r"rules\.yaml:\d+: invalid YAML"):
+        _load(tmp_path, "rules:\n  - name: [unclosed\n")
+    with pytest.raises(RuleError, match="expected a mapping with a 'rules:' list"):
+        _load(tmp_path, "- name: x\n")
+    with pytest.raises(RuleError, match=r"rules\[1\]\.name: duplicate rule name 'Slow'"):
+        _load(tmp_path, GOOD + GOOD.split("rules:\n", 1)[1])
+    with pytest.raises(RuleError, match="cannot read rules file"):
+        load_rules(tmp_path / "missing.yaml")
+
+
+def test_durations():
+    assert parse_duration("250ms") == 0.25 and parse_duration("2h") == 7200 and parse_duration(3) == 3.0
+    with pytest.raises(ValueError, match="not a duration"):
+        parse_duration("5 s")
