@@ -1,0 +1,187 @@
+"""`tollgate serve`: run the reference inference server.
+
+Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT drain included), 1 when the server failed
+at run time (port in use, engine crash while loading), 2 for bad flags or an engine
+configuration the model cannot honour (the message says which flag to change).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _positive(kind: type, minimum: int | float = 1):
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got '{text}'") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+
+    return parse
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="tollgate serve",
+        description="Run the reference inference server: OpenAI-compatible API, vLLM-compatible /metrics.",
+    )
+    p.add_argument(
+        "--model", default="tiny", help="'tiny' (built-in preset) or a local Hugging Face checkpoint dir"
+    )
+    p.add_argument("--served-model-name", default=None, help="model name reported by the API")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=_positive(int, 0), default=8000)
+    p.add_argument(
+        "--api-key",
+        default=os.environ.get("TOLLGATE_API_KEY") or None,
+        help="require 'Authorization: Bearer KEY' on /v1/* (default: $TOLLGATE_API_KEY)",
+    )
+    p.add_argument(
+        "--protect-metrics", action="store_true", help="also require the API key on /health and /metrics"
+    )
+    p.add_argument(
+        "--max-waiting",
+        type=_positive(int, 0),
+        default=128,
+        help="waiting requests allowed beyond the running batch; more are answered 429 (default 128)",
+    )
+    p.add_argument("--max-body-bytes", type=_positive(int), default=1 << 20, help="larger bodies get 413")
+    p.add_argument(
+        "--drain-timeout", type=_positive(float, 0), default=30.0, help="seconds to finish on SIGTERM"
+    )
+    p.add_argument(
+        "--capture", default=None, metavar="PATH", help="append one JSON line per finished request"
+    )
+    p.add_argument("--capture-text", action="store_true", help="include raw prompt text in capture lines")
+    p.add_argument(
+        "--capture-max-bytes", type=_positive(int), default=None, help="rotate the capture file by size"
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    e = p.add_argument_group("engine")
+    e.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
+    e.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None)
+    e.add_argument("--block-size", type=_positive(int), default=16)
+    e.add_argument("--num-kv-blocks", type=_positive(int), default=None)
+    e.add_argument("--kv-cache-bytes", type=_positive(int), default=None)
+    e.add_argument("--max-num-seqs", type=_positive(int), default=64)
+    e.add_argument("--max-num-batched-tokens", type=_positive(int), default=2048)
+    e.add_argument("--max-model-len", type=_positive(int), default=None)
+    e.add_argument("--no-prefix-caching", action="store_true")
+    e.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _check_capture_path(path: str) -> str | None:
+    target = Path(path)
+    if target.is_dir():
+        return f"--capture {path}: is a directory; give a file path such as {target / 'capture.jsonl'}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "ab"):
+            pass
+    except OSError as exc:
+        return f"--capture {path}: cannot open for appending ({exc.strerror}); choose a writable path"
+    return None
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    if args.model != "tiny" and not Path(args.model).is_dir():
+        print(f"tollgate serve: --model {args.model}: not 'tiny' and not a directory", file=sys.stderr)
+        return EXIT_USAGE
+    if args.capture and (problem := _check_capture_path(args.capture)):
+        print(f"tollgate serve: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+
+    import prometheus_client
+    import uvicorn
+
+    from reference_server.config import EngineConfig
+    from reference_server.engine import Engine
+    from reference_server.errors import ConfigError
+    from reference_server.server.app import create_app
+    from reference_server.server.state import ServerContext, ServeSettings
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    prometheus_client.disable_created_metrics()  # as vLLM: no *_created series
+
+    config = EngineConfig(
+        model=args.model,
+        device=args.device,
+        dtype=args.dtype,
+        block_size=args.block_size,
+        num_kv_blocks=args.num_kv_blocks,
+        kv_cache_bytes=args.kv_cache_bytes,
+        max_num_seqs=args.max_num_seqs,
+        max_num_batched_tokens=args.max_num_batched_tokens,
+        max_model_len=args.max_model_len,
+        enable_prefix_caching=not args.no_prefix_caching,
+        seed=args.seed,
+        served_model_name=args.served_model_name,
+    )
+    settings = ServeSettings(
+        max_waiting=args.max_waiting,
+        api_key=args.api_key,
+        protect_metrics=args.protect_metrics,
+        max_body_bytes=args.max_body_bytes,
+        capture_path=args.capture,
+        capture_text=args.capture_text,
+        capture_max_bytes=args.capture_max_bytes,
+        drain_timeout_s=args.drain_timeout,
+    )
+    server: uvicorn.Server | None = None
+
+    def on_fatal(exc: BaseException) -> None:
+        if server is not None:
+            server.should_exit = True
+
+    ctx = ServerContext(settings=settings, engine_factory=lambda: Engine(config), on_fatal=on_fatal)
+
+    class DrainingServer(uvicorn.Server):
+        """On SIGTERM/SIGINT: refuse new requests, let running ones finish until the drain deadline,
+        then abort what is left (each stream ends with finish_reason "abort") and stop."""
+
+        deadline: threading.Timer | None = None
+
+        def handle_exit(self, sig: int, frame) -> None:
+            ctx.begin_drain()
+            if self.deadline is None:
+                self.deadline = threading.Timer(args.drain_timeout, ctx.abort_all)
+                self.deadline.daemon = True
+                self.deadline.start()
+            super().handle_exit(sig, frame)
+
+    server = DrainingServer(
+        uvicorn.Config(
+            create_app(ctx),
+            host=args.host,
+            port=args.port,
+            log_level=args.log_level,
+            access_log=False,
+            # uvicorn cancels what is still open only after our own deadline aborted it
+            timeout_graceful_shutdown=args.drain_timeout + 5.0,
+        )
+    )
+    # uvicorn re-raises the caught signal after its graceful shutdown; make that a no-op so a
+    # drained server exits 0 instead of dying by the signal.
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: None)
+    server.run()
+    if ctx.error is not None:
+        code = EXIT_USAGE if isinstance(ctx.error, ConfigError) else EXIT_FAILED
+        print(f"tollgate serve: {ctx.error}", file=sys.stderr)
+        return code
+    return EXIT_OK
