@@ -5,7 +5,8 @@ A profile never keeps the training data. Per feature it keeps:
 - `NumericSketch`: count, missing count, mean/M2 (Chan's parallel update, so std merges exactly), min, max,
   and the distribution as a piecewise-linear CDF. While the feature has at most `MAX_EXACT` distinct values
   the CDF is exact (value counts, stored as steps); beyond that it is a quantile sketch of `QUANTILES`
-  equal-mass cuts (finer in the extreme tails), whose CDF error is at most 1/QUANTILES anywhere.
+  equal-mass cuts (finer in the extreme tails) plus the TAIL smallest and largest values exactly; its CDF
+  error is at most 1/QUANTILES anywhere and zero beyond the TAIL-th value from either end.
 - `CategoricalSketch`: counts of the `MAX_CATEGORIES` most frequent categories, the rest pooled in `other`,
   and the number of singletons (Good-Turing's estimate of the probability of an unseen category).
 - `Reservoir`: a bounded uniform sample of whole rows (scalar features and the prompt sketch vector) for the
@@ -23,6 +24,7 @@ import numpy as np
 
 MAX_EXACT = 1024
 QUANTILES = 2048
+TAIL = 64  # extreme values kept exactly at each end (binned statistics are sensitive to the emptiest bins)
 MAX_CATEGORIES = 1000
 # Cut levels of the quantile sketch: equal mass, plus geometric levels inside the two extreme cells so
 # long tails (prompt lengths are log-normal-ish) keep their shape instead of being spread linearly.
@@ -43,6 +45,8 @@ class NumericSketch:
     values: np.ndarray | None = None  # exact mode: distinct values
     counts: np.ndarray | None = None  # exact mode: their counts
     quantiles: np.ndarray | None = None  # quantile mode: the values at LEVELS
+    low: np.ndarray | None = None  # quantile mode: the TAIL smallest values, sorted
+    high: np.ndarray | None = None  # quantile mode: the TAIL largest values, sorted
 
     @classmethod
     def from_values(cls, data: np.ndarray) -> NumericSketch:
@@ -59,6 +63,8 @@ class NumericSketch:
             sk.values, sk.counts = values, counts.astype(np.int64)
         else:
             sk.quantiles = np.quantile(finite, LEVELS)
+            part = np.partition(finite, (TAIL, finite.size - TAIL - 1))
+            sk.low, sk.high = np.sort(part[:TAIL]), np.sort(part[-TAIL:])
         return sk
 
     @property
@@ -86,7 +92,15 @@ class NumericSketch:
             fs[0::2] = np.concatenate([[0.0], cum[:-1]])
             fs[1::2] = cum
             return xs, fs
-        return self.quantiles, LEVELS
+        n, k_lo, k_hi = self.n, self.low.size, self.high.size
+        mid = (k_lo / n < LEVELS) & (LEVELS < 1.0 - k_hi / n)
+        steps_lo = np.arange(k_lo + 1) / n
+        steps_hi = 1.0 - np.arange(k_hi, -1, -1) / n
+        xs = np.concatenate([np.repeat(self.low, 2), self.quantiles[mid], np.repeat(self.high, 2)])
+        fs = np.concatenate(
+            [np.repeat(steps_lo, 2)[1:-1], LEVELS[mid], np.repeat(steps_hi, 2)[1:-1]]
+        )
+        return xs, fs
 
     def cdf(self, t: np.ndarray, side: str = "right") -> np.ndarray:
         """F(t) (side="right") or its left limit F(t-) (side="left") at points t."""
@@ -125,7 +139,15 @@ class NumericSketch:
         fs = np.empty(xs.size)
         fs[0::2], fs[1::2] = left, right
         out.quantiles = _inverse_cdf(xs, fs, LEVELS)
+        out.low = np.sort(np.concatenate([self._tail(True), other._tail(True)]))[:TAIL]
+        out.high = np.sort(np.concatenate([self._tail(False), other._tail(False)]))[-TAIL:]
         return out
+
+    def _tail(self, low: bool) -> np.ndarray:
+        if self.exact:
+            values = np.repeat(self.values, np.minimum(self.counts, TAIL))
+            return values[:TAIL] if low else values[-TAIL:]
+        return self.low if low else self.high
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -141,6 +163,7 @@ class NumericSketch:
             d["values"], d["counts"] = self.values.tolist(), self.counts.tolist()
         elif self.quantiles is not None:
             d["quantiles"] = self.quantiles.tolist()
+            d["low"], d["high"] = self.low.tolist(), self.high.tolist()
         return d
 
     @classmethod
@@ -153,6 +176,7 @@ class NumericSketch:
             sk.counts = np.asarray(d["counts"], dtype=np.int64)
         elif "quantiles" in d:
             sk.quantiles = np.asarray(d["quantiles"], dtype=float)
+            sk.low, sk.high = np.asarray(d["low"], dtype=float), np.asarray(d["high"], dtype=float)
         return sk
 
 

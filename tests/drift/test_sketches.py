@@ -1,0 +1,77 @@
+"""Sketches merge like the data they summarise; profiles round-trip and refuse other schemas."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from drift.features import features_from_frame
+from drift.profile import ProfileError, build_profile, load_profile, save_profile
+from drift.sketches import QUANTILES, CategoricalSketch, NumericSketch
+
+
+def test_numeric_merge_matches_whole_data() -> None:
+    rng = np.random.default_rng(0)
+    a, b = rng.lognormal(size=30_000), rng.normal(5, 1, size=20_000)
+    merged = NumericSketch.from_values(a).merge(NumericSketch.from_values(b))
+    whole = np.concatenate([a, b])
+    assert merged.n == whole.size and merged.std == pytest.approx(whole.std(), rel=1e-9)
+    assert (merged.min, merged.max) == (whole.min(), whole.max())
+    grid = np.quantile(whole, np.linspace(0.001, 0.999, 200))
+    empirical = np.searchsorted(np.sort(whole), grid, side="right") / whole.size
+    assert np.abs(merged.cdf(grid) - empirical).max() <= 2.0 / QUANTILES
+
+
+def test_exact_mode_stays_exact_across_merge_and_handles_missing() -> None:
+    a = NumericSketch.from_values(np.array([1.0, 2.0, 2.0, np.nan]))
+    b = NumericSketch.from_values(np.array([2.0, 3.0, np.nan, np.nan]))
+    m = a.merge(b)
+    assert m.exact and m.values.tolist() == [1.0, 2.0, 3.0] and m.counts.tolist() == [1, 3, 1]
+    assert (m.n, m.n_missing) == (5, 3)
+    assert m.cdf(np.array([2.0]), "left")[0] == pytest.approx(0.2)
+    assert m.cdf(np.array([2.0]))[0] == pytest.approx(0.8)
+
+
+def test_categorical_merge_and_unseen_rate() -> None:
+    a = CategoricalSketch.from_values(["x", "x", "y", None])
+    b = CategoricalSketch.from_values(["y", "z"])
+    m = a.merge(b)
+    assert m.counts == {"x": 2, "y": 2, "z": 1} and m.n == 5 and m.n_missing == 1
+    assert m.unseen_rate == pytest.approx(1 / 5)  # Good-Turing: one singleton in five rows
+
+
+def test_sharded_profile_equals_whole_profile() -> None:
+    rng = np.random.default_rng(1)
+    df = pd.DataFrame({"x": rng.normal(size=4000), "c": rng.choice(list("abc"), 4000)})
+    whole = build_profile(features_from_frame(df), reservoir_capacity=500)
+    shards = build_profile(
+        [features_from_frame(df.iloc[:1500]), features_from_frame(df.iloc[1500:])], reservoir_capacity=500
+    )
+    assert shards.n_rows == whole.n_rows == 4000
+    assert shards.features["c"].counts == whole.features["c"].counts
+    assert shards.features["x"].mean == pytest.approx(whole.features["x"].mean)
+    assert shards.reservoir.size == 500 and shards.reservoir.n_seen == 4000
+
+
+def test_profile_round_trip_and_schema_errors(tmp_path) -> None:
+    rng = np.random.default_rng(2)
+    df = pd.DataFrame(
+        {"x": rng.normal(size=3000), "sketch_0": rng.random(3000), "sketch_1": rng.random(3000)}
+    )
+    path = save_profile(build_profile(features_from_frame(df), reservoir_capacity=100), tmp_path / "p.json")
+    loaded = load_profile(path)
+    assert loaded.kinds() == {"x": "numeric", "prompt_sketch": "sketch"}
+    assert loaded.reservoir.vectors.shape == (100, 2)
+    data = json.loads(path.read_text())
+    data["schema_version"] = 99
+    path.write_text(json.dumps(data))
+    with pytest.raises(ProfileError, match="schema_version 99 is not supported.*tollgate drift profile"):
+        load_profile(path)
+    path.write_text("{not json")
+    with pytest.raises(ProfileError, match="not a readable JSON profile"):
+        load_profile(path)
+    with pytest.raises(ProfileError, match="no such profile"):
+        load_profile(tmp_path / "missing.json")
