@@ -93,13 +93,12 @@ class NumericSketch:
             fs[1::2] = cum
             return xs, fs
         n, k_lo, k_hi = self.n, self.low.size, self.high.size
-        mid = (k_lo / n < LEVELS) & (LEVELS < 1.0 - k_hi / n)
+        levels = LEVELS
+        mid = (levels > k_lo / n) & (levels < 1.0 - k_hi / n)
         steps_lo = np.arange(k_lo + 1) / n
         steps_hi = 1.0 - np.arange(k_hi, -1, -1) / n
         xs = np.concatenate([np.repeat(self.low, 2), self.quantiles[mid], np.repeat(self.high, 2)])
-        fs = np.concatenate(
-            [np.repeat(steps_lo, 2)[1:-1], LEVELS[mid], np.repeat(steps_hi, 2)[1:-1]]
-        )
+        fs = np.concatenate([np.repeat(steps_lo, 2)[1:-1], LEVELS[mid], np.repeat(steps_hi, 2)[1:-1]])
         return xs, fs
 
     def cdf(self, t: np.ndarray, side: str = "right") -> np.ndarray:
