@@ -1,0 +1,106 @@
+"""Capacity sweeps: the throughput-latency curve with the knee (highest rate meeting the SLO) marked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboards.ui import plot, style, when
+
+# sweep.json leaves the per-point field names to loadgen; these are the spellings we accept, in order.
+THROUGHPUT_KEYS = ("requests_per_s", "throughput.requests_per_s", "achieved_rate_per_s", "throughput_rps")
+OFFERED_KEYS = ("offered_rate_per_s", "throughput.offered_rate_per_s", "rate_per_s", "users")
+
+
+def _first(frame: pd.DataFrame, keys: tuple[str, ...]) -> str | None:
+    return next((k for k in keys if k in frame.columns), None)
+
+
+def latency_columns(points: pd.DataFrame) -> list[str]:
+    return [
+        c
+        for c in points.columns
+        if c.endswith("_ms") or (c.startswith("metrics.") and c.endswith((".p95", ".p99", ".p50")))
+    ]
+
+
+def knee_index(sweep: dict[str, Any], points: pd.DataFrame, offered: str | None) -> int | None:
+    """Row of the knee: an index, a dict with `index`, or a dict naming the knee's offered rate."""
+    knee = sweep.get("knee")
+    if isinstance(knee, bool) or knee is None:
+        return None
+    if isinstance(knee, int):
+        return knee if 0 <= knee < len(points) else None
+    if isinstance(knee, dict):
+        if isinstance(knee.get("index"), int) and 0 <= knee["index"] < len(points):
+            return knee["index"]
+        if offered and knee.get(offered) is not None:
+            hits = points.index[points[offered] == knee[offered]]
+            return int(hits[0]) if len(hits) else None
+    return None
+
+
+def render_sweeps(sweeps: dict[str, dict[str, Any]]) -> None:
+    if not sweeps:
+        st.info(
+            "No capacity sweeps yet. Run `tollgate sweep --help` to find the highest rate that meets the SLO."
+        )
+        return
+    sweep_id = st.selectbox("Sweep", list(sweeps), key="sweep")
+    sweep = sweeps[sweep_id]
+    points = pd.json_normalize([p for p in sweep["points"] if isinstance(p, dict)])
+    x, offered = _first(points, THROUGHPUT_KEYS), _first(points, OFFERED_KEYS)
+    lat = latency_columns(points)
+    if x is None or not lat:
+        st.warning(
+            f"Sweep {sweep_id}: its points have no throughput ({' / '.join(THROUGHPUT_KEYS)}) or latency (*_ms) field."
+        )
+        st.dataframe(points, hide_index=True)
+        return
+    preferred = next((c for c in ("ttft_p95_ms", "metrics.ttft_ms.p95", "e2e_p95_ms") if c in lat), lat[0])
+    y = st.selectbox("Latency", lat, index=lat.index(preferred), key="sweep_y")
+    st.caption(
+        f"mode **{sweep.get('mode', '?')}** · {len(points)} steps · created {when(sweep.get('created_at'))}"
+    )
+    fig = go.Figure()
+    hover = points[offered].map(lambda v: f"offered {v:g}/s") if offered else None
+    fig.add_scatter(
+        x=points[x],
+        y=points[y],
+        mode="lines+markers",
+        name="sweep step",
+        text=hover,
+        hovertemplate="%{x:.2f} req/s, %{y:.0f} ms<br>%{text}",
+    )
+    k = knee_index(sweep, points, offered)
+    if k is not None:
+        fig.add_scatter(
+            x=[points[x].iloc[k]],
+            y=[points[y].iloc[k]],
+            mode="markers",
+            name="knee",
+            marker={"symbol": "star", "size": 18, "color": "#d62728"},
+            hovertemplate="knee: %{x:.2f} req/s, %{y:.0f} ms",
+        )
+        fig.add_annotation(
+            x=points[x].iloc[k],
+            y=points[y].iloc[k],
+            text=f"knee {points[x].iloc[k]:.1f} req/s",
+            showarrow=True,
+            arrowhead=2,
+            ay=-40,
+        )
+    slo = sweep.get("slo") if isinstance(sweep.get("slo"), dict) else {}
+    limit = slo.get(y.replace("metrics.", "").replace(".", "_"), slo.get(y))
+    if isinstance(limit, (int, float)):
+        fig.add_hline(y=limit, line_dash="dash", line_color="gray", annotation_text=f"SLO {limit:g} ms")
+    fig.update_layout(title="Throughput vs latency")
+    plot(style(fig, "achieved throughput (requests/s)", f"{y} (ms)", height=420), key="sweep_curve")
+    if k is None:
+        st.caption("No knee recorded: no step met the SLO, or the sweep stopped early.")
+    else:
+        st.metric("Capacity at the knee", f"{points[x].iloc[k]:.2f} req/s")
+    st.dataframe(points, hide_index=True)

@@ -1,0 +1,23 @@
+"""Keep secrets (webhook URLs, tokens, API keys) off the screen: they live in configs and payloads."""
+
+from __future__ import annotations
+
+import re
+
+_URL = re.compile(r"\b([a-z][a-z0-9+.-]*://)(?:[^/\s@]+@)?([^/\s?#'\"]+)[^\s'\"]*", re.IGNORECASE)
+_SLACK = re.compile(r"\bxox[a-z]-[A-Za-z0-9-]+")
+_KEYED = re.compile(
+    r"(?i)\b(bearer|token|api[_-]?key|apikey|authorization|password|secret|signature)(\"?\s*[:=]\s*\"?|\s+)([^\s\"',;)]+)"
+)
+
+
+def redact(text: object) -> str:
+    """The text with URL paths and queries, Slack tokens and key=value secrets replaced by '***'."""
+    if text is None:
+        return ""
+    out = _URL.sub(
+        lambda m: f"{m.group(1)}{m.group(2)}/***" if m.group(0) != m.group(1) + m.group(2) else m.group(0),
+        str(text),
+    )
+    out = _SLACK.sub("xox*-***", out)
+    return _KEYED.sub(lambda m: f"{m.group(1)}{m.group(2)}***", out)

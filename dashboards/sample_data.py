@@ -1,0 +1,363 @@
+"""Realistic fixture data that follows Tollgate's contracts, for tests, benchmarks and demos.
+
+    python -m dashboards.sample_data OUT [--days 7] [--requests 100000] [--targets 3]
+
+writes OUT/runs/<id>/ (summary.json, requests.parquet, gate.json), OUT/sweeps/<id>/sweep.json,
+OUT/monitor.db (see sample_store) and OUT/drift/<ts>.json, the layout `tollgate dashboard --data OUT`
+reads. Numbers are shaped like a real LLM server (log-normal latencies, load-dependent TTFT, a
+diurnal request rate, an incident) so the plots look like what people will see in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from dashboards.sample_store import write_store
+from tollgate.contracts.drift_result import DRIFT_SCHEMA_VERSION
+from tollgate.contracts.run_folder import LATENCY_METRICS, RUN_SCHEMA_VERSION
+
+ERROR_REASONS = ("timeout", "http_503", "connection_reset", "http_429")
+
+
+def _write_json(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(payload, indent=1))
+
+
+def _block(values: np.ndarray) -> dict[str, float]:
+    v = values[np.isfinite(values)]
+    if v.size == 0:
+        return {k: float("nan") for k in ("p50", "p90", "p95", "p99", "p999", "mean")} | {"count": 0}
+    q = np.percentile(v, [50, 90, 95, 99, 99.9])
+    return dict(zip(("p50", "p90", "p95", "p99", "p999"), map(float, q), strict=False)) | {
+        "mean": float(v.mean()),
+        "count": int(v.size),
+    }
+
+
+def make_requests(n: int, start: float, rate: float, seed: int, slowdown: float = 1.0) -> pd.DataFrame:
+    """Per-request records (REQUEST_COLUMNS) of an open-loop run at `rate` requests/s."""
+    rng = np.random.default_rng(seed)
+    intended = start + np.cumsum(rng.exponential(1.0 / rate, n))
+    queue_ms = rng.exponential(2.0, n)
+    send = intended + queue_ms / 1000
+    prompt = rng.integers(20, 1500, n)
+    out = np.clip(rng.lognormal(4.6, 0.6, n).astype(int), 1, 1024)
+    ttft = rng.lognormal(np.log(90 * slowdown), 0.45, n) + prompt * 0.04
+    tpot = rng.lognormal(np.log(18 * slowdown), 0.25, n)
+    e2e = ttft + tpot * (out - 1)
+    failed = rng.random(n) < 0.012
+    reasons = rng.choice(ERROR_REASONS, n, p=[0.5, 0.3, 0.1, 0.1])
+    status = np.where(
+        failed, np.where(reasons == "http_503", 503, np.where(reasons == "http_429", 429, 0)), 200
+    )
+    nan = np.full(n, np.nan)
+    df = pd.DataFrame(
+        {
+            "request_id": [f"req-{seed}-{i:06d}" for i in range(n)],
+            "scenario": "chat",
+            "worker": rng.integers(0, 4, n).astype(str),
+            "intended_send_s": intended,
+            "send_s": send,
+            "first_token_s": np.where(failed, nan, send + ttft / 1000),
+            "end_s": send + np.where(failed, rng.uniform(5, 30000, n), e2e) / 1000,
+            "ttft_ms": np.where(failed, nan, ttft),
+            "e2e_ms": np.where(failed, nan, e2e),
+            "tpot_ms": np.where(failed | (out < 2), nan, tpot),
+            "itl_mean_ms": np.where(failed, nan, tpot * rng.uniform(0.95, 1.05, n)),
+            "client_queue_ms": queue_ms,
+            "prompt_tokens": prompt,
+            "output_tokens": np.where(failed, 0, out),
+            "output_tokens_estimated": False,
+            "n_chunks": np.where(failed, 0, out),
+            "status": status,
+            "ok": ~failed,
+            "error": np.where(failed, reasons, ""),
+        }
+    )
+    return df
+
+
+def write_run(
+    root: Path,
+    run_id: str,
+    n: int,
+    start: float,
+    seed: int,
+    scenario: str = "chat",
+    slowdown: float = 1.0,
+    baseline: str | None = None,
+) -> Path:
+    """One run folder: requests.parquet, summary.json (written last) and gate.json."""
+    rate = 40.0
+    df = make_requests(n, start, rate, seed, slowdown)
+    df["scenario"] = scenario
+    folder = root / "runs" / run_id
+    folder.mkdir(parents=True, exist_ok=True)
+    df.to_parquet(folder / "requests.parquet", index=False)
+    ok = df[df["ok"]]
+    duration = float(df["end_s"].max() - start)
+    metrics = {
+        m: _block(df[c].to_numpy())
+        for m, c in zip(LATENCY_METRICS, ("ttft_ms", "itl_mean_ms", "tpot_ms", "e2e_ms"), strict=False)
+    }
+    metrics["client_queue_ms"] = _block(df["client_queue_ms"].to_numpy())
+    metrics["ttft_from_intended_ms"] = _block((ok["first_token_s"] - ok["intended_send_s"]).to_numpy() * 1000)
+    metrics["e2e_from_intended_ms"] = _block((ok["end_s"] - ok["intended_send_s"]).to_numpy() * 1000)
+    slo = {"ttft_p95_ms": 400.0, "e2e_p95_ms": 6000.0, "error_rate": 0.02}
+    good = ok[(ok["ttft_ms"] <= slo["ttft_p95_ms"]) & (ok["e2e_ms"] <= slo["e2e_p95_ms"])]
+    summary = {
+        "schema_version": RUN_SCHEMA_VERSION,
+        "run_id": run_id,
+        "status": "complete",
+        "started_at": start,
+        "ended_at": start + duration,
+        "duration_s": duration,
+        "config": {
+            "scenario": scenario,
+            "target": "http://127.0.0.1:8000",
+            "model": "tiny-llama",
+            "mode": "open",
+            "rate_per_s": rate,
+            "max_tokens": 1024,
+            "stream": True,
+            "slo": slo,
+        },
+        "environment": {"tollgate": "0.1.0", "locust": "2.47.0", "python": "3.11", "cpu_count": 16},
+        "server": {"url": "http://127.0.0.1:8000", "model": "tiny-llama", "engine": "reference"},
+        "metrics": metrics,
+        "throughput": {
+            "requests_per_s": len(ok) / duration,
+            "output_tokens_per_s": float(ok["output_tokens"].sum()) / duration,
+            "offered_rate_per_s": rate,
+        },
+        "goodput": {"requests_per_s": len(good) / duration, "fraction": len(good) / max(len(df), 1)},
+        "requests": {"total": len(df), "completed": int(df["ok"].sum()), "failed": int((~df["ok"]).sum())},
+        "errors": {str(k): int(v) for k, v in df.loc[~df["ok"], "error"].value_counts().items()},
+        "validity": {"client_bound": False, "client_cpu_max_pct": 41.0, "estimated_tokens": False},
+    }
+    ttft_p95 = metrics["ttft_ms"]["p95"]
+    checks = [
+        {
+            "name": "ttft_p95_ms",
+            "value": ttft_p95,
+            "threshold": slo["ttft_p95_ms"],
+            "passed": ttft_p95 <= 400,
+        },
+        {"name": "error_rate", "value": len(df[~df["ok"]]) / len(df), "threshold": 0.02, "passed": True},
+    ]
+    verdict = "pass" if all(c["passed"] for c in checks) else "fail"
+    gate = {
+        "schema_version": RUN_SCHEMA_VERSION,
+        "run_id": run_id,
+        "verdict": verdict,
+        "exit_code": 0 if verdict == "pass" else 1,
+        "checks": checks,
+        "baseline_run_id": baseline,
+        "created_at": start + duration + 5,
+    }
+    _write_json(folder / "gate.json", gate)
+    _write_json(folder / "summary.json", summary)
+    return folder
+
+
+def write_sweep(root: Path, sweep_id: str, created_at: float) -> Path:
+    """A capacity sweep: latency stays flat until the server saturates, then climbs."""
+    points = []
+    for i, rate in enumerate(np.arange(5, 85, 5, dtype=float)):
+        load = rate / 55.0
+        achieved = 55.0 * np.tanh(load)
+        ttft_p95 = 120 + 60 * load + 4000 * max(load - 0.85, 0) ** 2
+        points.append(
+            {
+                "run_id": f"{sweep_id}-step{i:02d}",
+                "offered_rate_per_s": float(rate),
+                "requests_per_s": float(achieved),
+                "output_tokens_per_s": float(achieved * 110),
+                "ttft_p95_ms": float(ttft_p95),
+                "e2e_p95_ms": float(ttft_p95 + 2200 + 30 * rate),
+                "error_rate": float(0.001 if load < 1 else 0.02 * (load - 1) * 10),
+                "meets_slo": bool(ttft_p95 <= 400),
+            }
+        )
+    knee_index = max(i for i, p in enumerate(points) if p["meets_slo"])
+    sweep = {
+        "schema_version": RUN_SCHEMA_VERSION,
+        "sweep_id": sweep_id,
+        "mode": "open",
+        "points": points,
+        "knee": {
+            "index": knee_index,
+            **{k: points[knee_index][k] for k in ("offered_rate_per_s", "requests_per_s")},
+        },
+        "slo": {"ttft_p95_ms": 400.0},
+        "created_at": created_at,
+    }
+    path = root / "sweeps" / sweep_id / "sweep.json"
+    _write_json(path, sweep)
+    return path
+
+
+def _hist(values: np.ndarray, edges: np.ndarray) -> dict[str, list]:
+    counts, _ = np.histogram(values, edges)
+    return {"edges": [float(e) for e in edges], "counts": [int(c) for c in counts]}
+
+
+def write_drift(root: Path, n_checks: int, end: float, seed: int = 7) -> list[Path]:
+    """Hourly drift checks; prompt lengths drift upward in the last few hours."""
+    rng = np.random.default_rng(seed)
+    ref_prompt = rng.lognormal(5.0, 0.7, 5000)
+    ref_temp = rng.choice([0.0, 0.7, 1.0], 5000, p=[0.3, 0.5, 0.2])
+    endpoints = ["/v1/chat/completions", "/v1/completions"]
+    paths = []
+    for i in range(n_checks):
+        created = end - (n_checks - 1 - i) * 3600
+        shift = 0.0 if i < n_checks - 4 else 0.35 * (i - n_checks + 5)
+        live_prompt = rng.lognormal(5.0 + shift, 0.7, 800)
+        edges = np.quantile(ref_prompt, np.linspace(0, 1, 21))
+        edges[-1] = max(edges[-1], live_prompt.max())
+        effect = float(abs(np.median(np.log(live_prompt)) - np.median(np.log(ref_prompt))) / 0.7)
+        p = float(np.exp(-40 * effect)) if effect > 0.05 else float(rng.uniform(0.2, 0.9))
+        stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(created))
+        features = [
+            _feature("prompt_tokens", "numeric", "ks", effect, p, 0.1, 800)
+            | {"reference_hist": _hist(ref_prompt, edges), "live_hist": _hist(live_prompt, edges)},
+            _feature("temperature", "numeric", "ks", 0.02, float(rng.uniform(0.3, 0.9)), 0.1, 800)
+            | {
+                "reference_hist": _hist(ref_temp, np.array([0, 0.35, 0.85, 1.2])),
+                "live_hist": _hist(
+                    rng.choice([0.0, 0.7, 1.0], 800, p=[0.3, 0.5, 0.2]), np.array([0, 0.35, 0.85, 1.2])
+                ),
+            },
+            _feature("endpoint", "categorical", "chi2", 0.03, float(rng.uniform(0.2, 0.9)), 0.1, 800)
+            | {
+                "reference_hist": {"categories": endpoints, "counts": [4100, 900]},
+                "live_hist": {"categories": endpoints, "counts": [650, 150]},
+            },
+            _feature("missing_max_tokens", "rate", "two_proportion_z", 0.01, 0.6, 0.05, 800),
+            _feature("prompt_sketch", "sketch", "mmd", effect * 0.8, p, 0.1, 800),
+            _feature("n_messages", "numeric", "ks", None, None, 0.1, 3)
+            | {"drift": None, "status": "undecided", "reason": "fewer than 30 live samples"},
+        ]
+        result = {
+            "schema_version": DRIFT_SCHEMA_VERSION,
+            "check_id": stamp,
+            "created_at": created,
+            "profile": {
+                "path": "reports/profiles/reference.json",
+                "n_reference": 5000,
+                "created_at": end - 30 * 86400,
+            },
+            "window": {
+                "start": created - 3600,
+                "end": created,
+                "n_live": 800,
+                "n_skipped_lines": int(i == 3),
+            },
+            "settings": {"alpha": 0.05, "correction": "bh", "sequential": False},
+            "features": features,
+            "multivariate": {
+                "method": "classifier_auc",
+                "statistic": 0.5 + effect * 0.2,
+                "p_value": p,
+                "effect_size": effect * 0.4,
+                "drift": effect > 0.1,
+                "n_live": 800,
+                "n_reference": 5000,
+            },
+            "drift_detected": any(f["drift"] for f in features),
+            "evidently_report": None,
+            "warnings": ["1 capture line could not be parsed"] if i == 3 else [],
+        }
+        if i == n_checks - 1:
+            html = root / "drift" / f"{stamp}.html"
+            html.parent.mkdir(parents=True, exist_ok=True)
+            html.write_text("<html><body><h1>Evidently data drift report (sample)</h1></body></html>")
+            result["evidently_report"] = str(html)
+        path = root / "drift" / f"{stamp}.json"
+        _write_json(path, result)
+        paths.append(path)
+    return paths
+
+
+def _feature(name: str, kind: str, method: str, effect, p, threshold: float, n_live: int) -> dict[str, Any]:
+    decided = p is not None
+    drift = bool(decided and p < 0.05 and effect >= threshold)
+    return {
+        "feature": name,
+        "kind": kind,
+        "method": method,
+        "statistic": effect,
+        "p_value": p,
+        "p_adjusted": min(1.0, p * 3) if decided else None,
+        "effect_size": effect,
+        "effect_threshold": threshold,
+        "drift": drift,
+        "status": "decided",
+        "reason": None,
+        "n_live": n_live,
+        "n_reference": 5000,
+    }
+
+
+def generate(
+    out: Path, days: float = 7.0, n_requests: int = 100_000, n_targets: int = 3, end: float | None = None
+) -> dict[str, Any]:
+    """Write the whole fixture tree under `out`; returns what was written."""
+    end = time.time() if end is None else end
+    out.mkdir(parents=True, exist_ok=True)
+    day = 86400.0
+    runs = [
+        write_run(out, "20260101-chat-baseline", max(n_requests // 10, 200), end - 2 * day, seed=1),
+        write_run(
+            out,
+            "20260102-chat-candidate",
+            n_requests,
+            end - day,
+            seed=2,
+            slowdown=1.25,
+            baseline="20260101-chat-baseline",
+        ),
+        write_run(
+            out, "20260102-rag-long", max(n_requests // 20, 200), end - day / 2, seed=3, scenario="rag"
+        ),
+    ]
+    sweep = write_sweep(out, "sweep-20260102", end - day / 3)
+    drift = write_drift(out, 24, end)
+    store = write_store(out / "monitor.db", end=end, days=days, n_targets=n_targets)
+    return {"runs": runs, "sweep": sweep, "drift": drift, "store": store}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m dashboards.sample_data", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("out", type=Path, help="folder to write (the dashboard's --data)")
+    parser.add_argument(
+        "--days", type=float, default=7.0, help="days of 5-second monitor samples (default 7)"
+    )
+    parser.add_argument(
+        "--requests", type=int, default=100_000, help="requests in the largest run (default 100000)"
+    )
+    parser.add_argument("--targets", type=int, default=3, help="monitored targets (default 3)")
+    args = parser.parse_args(argv)
+    if (args.out / "monitor.db").exists():
+        print(f"{args.out / 'monitor.db'} exists; choose an empty folder", file=sys.stderr)
+        return 2
+    written = generate(args.out, args.days, args.requests, args.targets)
+    print(
+        f"wrote {len(written['runs'])} runs, 1 sweep, {len(written['drift'])} drift checks, {written['store']}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,98 @@
+"""Live: the monitor store's time series with a time-range picker and auto-refresh."""
+
+from __future__ import annotations
+
+import time
+
+import pandas as pd
+import streamlit as st
+
+from dashboards.data import store
+from dashboards.panels.live_specs import GPU_PANELS, PANELS, RANGES, REFRESH
+from dashboards.settings import max_points
+from dashboards.ui import ago, empty_state, lines, monitor_store_or_stop, plot, style, warn_all, when
+
+st.title("Live")
+path = monitor_store_or_stop("The live series are written by the monitors.")
+try:
+    all_targets = list(store.targets(path)["target"])
+except store.StoreError as exc:
+    warn_all([f"{exc}. Is `tollgate monitor` writing to it? Check the path given to --data."])
+    st.stop()
+if not all_targets:
+    empty_state("The monitor store has no samples yet.", "tollgate monitor --help")
+    st.stop()
+
+c1, c2, c3 = st.columns([4, 2, 1])
+chosen = c1.multiselect("Targets", all_targets, default=all_targets[:4], placeholder="choose targets")
+wanted = st.query_params.get("range")
+span_label = c2.selectbox(
+    "Time range", list(RANGES), index=list(RANGES).index(wanted) if wanted in RANGES else 1
+)
+refresh = c3.selectbox("Auto-refresh", list(REFRESH), index=2)
+
+
+def _line(frame: pd.DataFrame, title: str, y_title: str, key: str, split: str | None) -> None:
+    dash = "name" if frame["name"].nunique() > 1 else None
+    fig = lines(
+        frame, "ts", "value", color=split or dash, dash=dash if split else None, time_x=True, title=title
+    )
+    plot(style(fig, "time (UTC)", y_title, height=280), key=key)
+
+
+@st.fragment(run_every=REFRESH[refresh])
+def live_panels(targets: tuple[str, ...], span: int) -> None:
+    end = store.data_end(path) or time.time()
+    stale = time.time() - end
+    st.caption(
+        f"Newest sample {when(end)} ({ago(end)}); refreshed {when(time.time())}. Lines are averaged into at most {max_points() or 'all'} points."
+    )
+    if stale > 300:
+        st.info(
+            f"The newest sample is {ago(end)}: showing history up to then. Start `tollgate monitor` for live data."
+        )
+    names = tuple(n for spec in PANELS.values() for n in spec[0]) + tuple(
+        spec[0] for spec in GPU_PANELS.values()
+    )
+    data = store.series(path, names, targets, end - span, end, max_points())
+    if data.empty:
+        st.info(f"No samples for {', '.join(targets)} in the last {span_label}. Try a longer time range.")
+        return
+    split = "target" if len(targets) > 1 else None
+    cols = st.columns(2)
+    for i, (title, (series_names, y_title, scale)) in enumerate(PANELS.items()):
+        frame = data[data["name"].isin(series_names)].assign(value=lambda d, s=scale: d["value"] * s)
+        with cols[i % 2]:
+            if frame.empty:
+                st.caption(f"{title}: no samples (the target does not export it).")
+            else:
+                _line(frame, title, y_title, f"live_{i}", split)
+    st.subheader("GPUs")
+    gpu = data[data["name"].str.startswith("gpu_")]
+    if gpu.empty:
+        st.info(
+            "No GPU on these targets: no GPU series were scraped (CPU host, or no dcgm-exporter / `tollgate monitor` "
+            "GPU exporter running next to the server).",
+            icon=":material/memory:",
+        )
+        return
+    without = sorted(set(targets) - set(gpu["target"]))
+    if without:
+        st.caption(f"No GPU series for: {', '.join(without)}.")
+    gpu = gpu.assign(
+        gpu=gpu["target"]
+        + " gpu "
+        + gpu["labels"].str.extract(r'"gpu":\s*"([^"]+)"', expand=False).fillna("?")
+    )
+    cols = st.columns(3)
+    for i, (title, (name, y_title, scale)) in enumerate(GPU_PANELS.items()):
+        frame = gpu[gpu["name"] == name].assign(value=lambda d, s=scale: d["value"] * s)
+        with cols[i]:
+            fig = lines(frame, "ts", "value", color="gpu", time_x=True, title=title)
+            plot(style(fig, "time (UTC)", y_title, height=280), key=f"gpu_{i}")
+
+
+if not chosen:
+    st.info("Choose at least one target.")
+else:
+    live_panels(tuple(chosen), RANGES[span_label])
