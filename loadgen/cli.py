@@ -267,16 +267,21 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         return run_worker(args)
+    run_dir, summary = run_load(args, parser)
+    print_summary(summary)
+    print(run_dir)
+    return {"complete": 0, "interrupted": 130}.get(summary.get("status"), 1)
+
+
+def run_load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Path, dict[str, Any]]:
+    """Run one load test from parsed flags; returns the run folder and its summary."""
     config = make_config(args, parser)
     config["server"] = server_identity(config["url"], config["api_key"])
     config["model"] = config["model"] or (config["server"]["models"] or ["default"])[0]
     run_dir = Path(config["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     code = run_locust(config, args)
-    summary = ensure_summary(run_dir, config, code)
-    print_summary(summary)
-    print(run_dir)
-    return {"complete": 0, "interrupted": 130}.get(summary.get("status"), 1)
+    return run_dir, ensure_summary(run_dir, config, code)
 
 
 def run_locust(config: dict[str, Any], args: argparse.Namespace) -> int | None:

@@ -12,6 +12,7 @@ gives workers just half a second to deliver their last report.
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 import time
@@ -84,9 +85,10 @@ class Coordinator:
         self.done_workers: set[int] = set()
         self.started_at = time.time()
         self.written = False
-        self.finishing = False
+        self._finisher: Any = None
+        self._writing = False
         self.notes: list[str] = []
-        if config.get("duration_s"):
+        if config.get("duration_s") and not config.get("shape"):  # a shape ends the run itself
             # Open loop: the schedule itself ends at the duration and every process reports done once
             # its last arrival is answered; the timer only bounds the wait for stragglers.
             grace = min(float(config["timeout_s"]), OPEN_LOOP_GRACE_S) if config.get("rate") else 0.0
@@ -112,11 +114,16 @@ class Coordinator:
 
         Runs in its own greenlet: the caller may be a user (which stop() kills) or the master's
         message listener (which must keep receiving the final reports)."""
-        if not self.finishing:
-            self.finishing = True
-            gevent.spawn(self._finish, reason, status)
+        if self._finisher is None:
+            self._finisher = gevent.spawn(self._finish, reason, status, True)
 
-    def _finish(self, reason: str, status: str) -> None:
+    def finish_now(self, reason: str) -> None:
+        """Stop, collect and write in the calling greenlet, leaving the quit to Locust (shape end)."""
+        if self._finisher is None:
+            self._finisher = gevent.getcurrent()
+            self._finish(reason, "complete", False)
+
+    def _finish(self, reason: str, status: str, quit_after: bool) -> None:
         log.info("tollgate: %s, stopping", reason)
         self.notes.append(reason)
         runner = self.environment.runner
@@ -125,14 +132,19 @@ class Coordinator:
         runner.stop()
         self._wait_for_finals(expected)
         self.write(status)
-        runner.quit()
+        if quit_after:
+            runner.quit()
 
     def on_quitting(self) -> None:
-        """Ctrl-C, SIGTERM or a Locust error: write what was measured, marked interrupted."""
+        """Locust is shutting down: let a finish in progress complete; otherwise (Ctrl-C, SIGTERM,
+        a Locust error) write what was measured, marked interrupted."""
+        finisher = self._finisher
+        if isinstance(finisher, gevent.Greenlet) and finisher is not gevent.getcurrent():
+            finisher.join(timeout=FINAL_WAIT_S + 30)
         if self.written:
             return
-        if not self.finishing:
-            self.finishing = True
+        if finisher is None:
+            self._finisher = gevent.getcurrent()
             self.ended_at = time.time()
             self.notes.append("interrupted before the run's end")
             runner = self.environment.runner
@@ -159,14 +171,15 @@ class Coordinator:
             )
 
     def write(self, status: str) -> None:
-        if self.written:
+        if self.written or self._writing:
             return
-        self.written = True
+        self._writing = True
         ended = getattr(self, "ended_at", time.time())
         checks = validity.combine(self.validity)
         if status == "complete" and self.collector.rows and all(not r["ok"] for r in self.collector.rows):
             status = "failed"
             self.notes.append("no request completed")
+        self._final_csv()
         try:
             from locust.html import get_html_report
 
@@ -187,7 +200,24 @@ class Coordinator:
             self.notes,
             locust_html,
         )
+        self.written = True
         log.info("tollgate: wrote %s (%s)", self.config["run_dir"], summary["status"])
+
+    def _final_csv(self) -> None:
+        """Locust rewrites its CSVs once a second; write the final figures now, so a short run has them."""
+        prefix = getattr(self.environment.parsed_options, "csv_prefix", None)
+        if not prefix:
+            return
+        from locust.stats import PERCENTILES_TO_REPORT, StatsCSV
+
+        writer = StatsCSV(self.environment, PERCENTILES_TO_REPORT)
+        for suffix, method in (
+            ("stats", writer.requests_csv),
+            ("failures", writer.failures_csv),
+            ("exceptions", writer.exceptions_csv),
+        ):
+            with open(f"{prefix}_{suffix}.csv", "w", newline="") as handle:
+                method(csv.writer(handle))
 
 
 def is_owner(environment: Any) -> bool:

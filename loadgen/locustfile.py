@@ -88,15 +88,12 @@ if os.environ.get("TOLLGATE_SHAPE"):
     class TollgateShape(LoadTestShape):
         """Users over time from --shape; at the end the coordinator stops the run (and writes it)."""
 
-        last: tuple[int, float] | None = None
-
         def tick(self) -> tuple[int, float] | None:
             step = _SPEC.tick(self.get_run_time())
             if step is not None:
-                self.last = step
                 return step
             coordinator = getattr(self.runner.environment, "tollgate_coordinator", None)
             if coordinator is None:
                 return None
-            coordinator.finish("shape finished")  # stops, reports and quits; hold the load until then
-            return self.last
+            coordinator.finish_now("shape finished")  # stop, collect, write; then Locust quits
+            return None

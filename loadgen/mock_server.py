@@ -6,7 +6,8 @@ timer jitter never accumulates. The server records when it actually wrote each c
 which is the ground truth a load generator's measurements are compared with.
 
 Faults, every `fault_every`-th request: `malformed` (a non-JSON data line), `no_usage`, `http500`,
-`drop` (connection cut mid-stream), `error_event` (an error object in the stream).
+`drop` (connection cut mid-stream), `error_event` (an error object in the stream), `mixed` (all of
+them and a clean request in turn).
 `POST /mock/stall {"seconds": S}` holds every chunk (and every first token) until now + S.
 
     python -m loadgen.mock_server --port 0 --ttft-ms 50 --itl-ms 10     # prints "MOCK_URL http://..."
@@ -29,7 +30,8 @@ import numpy as np
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-FAULTS = ("none", "malformed", "no_usage", "http500", "drop", "error_event")
+MIXED = ("none", "malformed", "no_usage", "http500", "drop", "error_event")
+FAULTS = (*MIXED, "mixed")
 
 
 @dataclass
@@ -113,6 +115,8 @@ def create_app(config: MockConfig) -> FastAPI:
         cfg = state.config
         faulty = cfg.fault != "none" and state.requests % max(cfg.fault_every, 1) == 0
         fault = cfg.fault if faulty else "none"
+        if fault == "mixed":  # request k gets fault k of the cycle, "none" included
+            fault = MIXED[state.requests % len(MIXED)]
         if fault == "http500":
             return JSONResponse(
                 {"error": {"message": "injected failure", "type": "server_error", "code": 500}}, 500

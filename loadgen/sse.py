@@ -100,7 +100,7 @@ def parse_chunk(data: str) -> Chunk:
         lines = [part for part in data.split("\n") if part.strip()]
         if len(lines) > 1:  # several data lines without blank lines between them: take the last
             return parse_chunk(lines[-1])
-        raise StreamError(f"malformed SSE: data is not JSON ({data[:40]!r})") from None
+        raise StreamError("malformed SSE: data is not JSON") from None
     if not isinstance(obj, dict):
         raise StreamError("malformed SSE: data is not a JSON object")
     if "error" in obj:
