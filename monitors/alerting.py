@@ -109,7 +109,9 @@ class Alerting:
                         inst = self.active[fp] = Instance(rule, labels, "pending", now, value)
                         changes.append(("pending", inst))
                     inst.value = value
-                    if inst.state == "pending" and now - inst.active_since >= rule.for_s:
+                    if (
+                        inst.state == "pending" and now - inst.active_since >= rule.for_s - 1e-6
+                    ):  # float slack
                         inst.state = "firing"
                         changes.append(("firing", inst))
         for fp in [fp for fp in self.active if fp not in seen]:

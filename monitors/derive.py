@@ -35,6 +35,8 @@ class Matcher:
         return Matcher(tuple(sorted((eq or {}).items())), tuple(sorted((regex or {}).items())))
 
     def matches(self, labels: Labels) -> bool:
+        if not self.eq and not self.regex:
+            return True
         d = dict(labels)
         if any(d.get(k, "") != v for k, v in self.eq):
             return False
@@ -159,21 +161,35 @@ def _div(a: float, b: float) -> float:
     return math.nan if a == 0 or math.isnan(a) else math.copysign(math.inf, a)
 
 
+def bucket_increases(
+    window: list[Scrape], base: str, match: Matcher = ANY, by: tuple[str, ...] = ()
+) -> dict[Labels, dict[float, float]]:
+    """sum by (le, by) (increase(base_bucket{match}[window])) as {group: {upper bound: increase}}."""
+    per_group: dict[Labels, dict[float, float]] = {}
+    for key, inc in _series_increases(window, base + "_bucket", match).items():
+        le = dict(key).get("le")
+        if le is None:
+            continue
+        buckets = per_group.setdefault(tuple((k, v) for k, v in key if k in by), {})
+        buckets[float(le)] = buckets.get(float(le), 0.0) + inc
+    return per_group
+
+
+def quantiles(
+    qs: list[float], per_group: dict[Labels, dict[float, float]]
+) -> dict[float, dict[Labels, float]]:
+    """Each q's quantile per group of bucket increases; groups with no observations are left out."""
+    out: dict[float, dict[Labels, float]] = {q: {} for q in qs}
+    for group, buckets in per_group.items():
+        for q in qs:
+            value = bucket_quantile(q, list(buckets.items()))
+            if not math.isnan(value):
+                out[q][group] = value
+    return out
+
+
 def histogram_quantile(
     q: float, window: list[Scrape], base: str, match: Matcher = ANY, by: tuple[str, ...] = ()
 ):
     """histogram_quantile(q, sum by (le, by) (rate(base_bucket{match}[window]))) per group."""
-    per_group: dict[Labels, dict[float, float]] = {}
-    for key, inc in _series_increases(window, base + "_bucket", match).items():
-        d = dict(key)
-        if "le" not in d:
-            continue
-        group = tuple((k, v) for k, v in key if k in by)
-        le = float(d["le"])
-        per_group.setdefault(group, {})[le] = per_group.get(group, {}).get(le, 0.0) + inc
-    out = {}
-    for group, buckets in per_group.items():
-        value = bucket_quantile(q, list(buckets.items()))
-        if not math.isnan(value):
-            out[group] = value
-    return out
+    return quantiles([q], bucket_increases(window, base, match, by))[q]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from monitors.derive import ANY, MIB, History, Matcher, gauge, histogram_quantile, rate
+from monitors.derive import MIB, History, Matcher, bucket_increases, gauge, quantiles, rate
 from monitors.scrape import Labels, Scrape
 
 Row = tuple[str, dict[str, str], float]
@@ -121,10 +121,12 @@ def derive(history: History, window_s: float) -> list[Row]:
         rows.append(("process_cpu_pct", {}, gauge(window, "tollgate_process_cpu_percent")[()]))
     for prefix, names in HISTOGRAMS.items():
         name = next((n for n in names if n + "_bucket" in window[-1].samples), None)
-        for q in (50, 95, 99):
-            value = histogram_quantile(q / 100, window, name, ANY).get(()) if name else None
-            if value is not None:
-                rows.append((f"{prefix}_p{q}_s", {}, value))
+        if name is None:
+            continue
+        values = quantiles([0.5, 0.95, 0.99], bucket_increases(window, name))
+        for q, per_group in values.items():
+            if () in per_group:
+                rows.append((f"{prefix}_p{round(q * 100)}_s", {}, per_group[()]))
     for figure, (field, scale) in GPU.items():
         rows += [(n, lab, v * scale) for n, lab, v in _by(gauge(window, field, by=("gpu",)), figure)]
     total = gauge(window, "DCGM_FI_DEV_FB_TOTAL", by=("gpu",))

@@ -53,7 +53,10 @@ class Monitor:
         self._was_up: dict[str, bool] = {}
         self.ticks = 0
 
-    async def tick(self, client: httpx.AsyncClient) -> list[Scrape]:
+    async def tick(self, client: httpx.AsyncClient, now: float | None = None) -> list[Scrape]:
+        """Scrape, store, evaluate. `now` is the tick's slot on the schedule: rules see exact multiples
+        of the interval, so `for: 2s` at a 500 ms interval fires on the 4th tick after the breach."""
+        now = time.time() if now is None else now
         cfg = self.config
         timeout = cfg.scrape_timeout_s or min(10.0, max(0.5, cfg.interval_s))
         scrapes = await scrape_all(cfg.targets, timeout, cfg.concurrency, client)
@@ -71,7 +74,7 @@ class Monitor:
                     f" ({s.error})" if s.error else "",
                 )
                 self._was_up[s.target] = s.up
-        self.alerting.evaluate(self.histories, self.last)
+        self.alerting.evaluate(self.histories, self.last, now=now)
         if time.time() - self._last_compact >= cfg.compact_every_s:
             self.store.compact()
             self._last_compact = time.time()
@@ -80,11 +83,11 @@ class Monitor:
 
     async def run(self, stop: asyncio.Event, duration_s: float | None = None) -> None:
         interval = self.config.interval_s
-        start = time.monotonic()
+        start, wall = time.monotonic(), time.time()
         n = 0
         async with httpx.AsyncClient(follow_redirects=True) as client:
             while not stop.is_set():
-                await self.tick(client)
+                await self.tick(client, now=wall + n * interval)
                 if duration_s is not None and time.monotonic() - start >= duration_s:
                     break
                 n = max(n + 1, int((time.monotonic() - start) / interval) + 1)

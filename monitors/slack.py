@@ -85,6 +85,9 @@ def plain_text(payload: dict[str, Any]) -> str:
         if block.get("type") == "header":
             lines.append(block["text"]["text"])
     for att in payload.get("attachments", []):
+        lines += [
+            f"  {att[k]}" for k in ("title", "text") if att.get(k)
+        ]  # classic attachments (Alertmanager)
         for block in att.get("blocks", []):
             if "text" in block:
                 lines.append("  " + block["text"]["text"])

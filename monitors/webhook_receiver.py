@@ -57,7 +57,7 @@ def create_app(
             return PlainTextResponse("invalid_payload", 400)
         if not isinstance(payload, dict):
             return PlainTextResponse("invalid_payload", 400)
-        if not (payload.get("text") or payload.get("blocks") or payload.get("alerts")):
+        if not any(payload.get(k) for k in ("text", "blocks", "attachments", "alerts")):
             return PlainTextResponse("no_text", 400)
         entry = {"received_at": time.time(), "path": "/" + path, "payload": payload}
         with lock:
