@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from tests.reliability.helpers import Figures
+from tests.support.servers import ServerHandle, start_reference_server
 
 REPORT = Path(os.environ.get("TOLLGATE_RELIABILITY_REPORT", "reports/reliability.json"))
 _RESULTS: dict[str, dict] = {}
@@ -63,3 +65,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     tmp = REPORT.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(body, indent=2))
     tmp.replace(REPORT)
+
+
+@pytest.fixture(scope="session")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHandle]:
+    """One reference server for the tests that do not kill or reconfigure it: API key required,
+    capture on (no raw text), small engine (4 running, 8 waiting) so overload is cheap to reach."""
+    capture = tmp_path_factory.mktemp("shared-server") / "capture.jsonl"
+    key = secrets.token_urlsafe(24)
+    args = ("--max-num-seqs", "4", "--max-waiting", "8", "--capture", str(capture))
+    with start_reference_server(*args, env={"TOLLGATE_API_KEY": key}) as server:
+        server.capture = capture
+        yield server

@@ -119,7 +119,7 @@ def support_prompt(rng: random.Random) -> dict:
     }
 
 
-def review_prompt(rng: random.Random, min_words: int = 120, max_words: int = 220) -> dict:
+def review_prompt(rng: random.Random, min_words: int = 60, max_words: int = 110) -> dict:
     """A long code-and-contract review request (hundreds of words), the shifted distribution."""
     n = rng.randint(min_words, max_words)
     code = " ".join(rng.choice(CODE_WORDS) for _ in range(n // 2))

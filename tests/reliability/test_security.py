@@ -1,0 +1,157 @@
+"""Security: API keys on every inference route, no secrets or raw prompts where they do not belong."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+from tests.reliability.helpers import run_cli, services, tollgate, wait_until
+from tollgate.contracts import validate_capture_record
+from tollgate.supervise import free_port
+
+SAMPLE_BODIES = {
+    "/v1/completions": {"model": "tiny", "prompt": "hello", "max_tokens": 2},
+    "/v1/chat/completions": {
+        "model": "tiny",
+        "messages": [{"role": "user", "content": "hi"}],
+        "max_tokens": 2,
+    },
+}
+
+
+def _inference_routes(url: str) -> list[tuple[str, str]]:
+    """(method, path) of every /v1 route in the served OpenAPI document."""
+    doc = httpx.get(f"{url}/openapi.json", timeout=10).json()
+    return [(m.upper(), p) for p, ops in doc["paths"].items() if p.startswith("/v1/") for m in ops]
+
+
+def _files_containing(root: Path, needle: str) -> list[str]:
+    hits = []
+    for path in root.rglob("*"):
+        if path.is_file() and needle.encode() in path.read_bytes():
+            hits.append(str(path))
+    return hits
+
+
+def auth(server) -> dict[str, str]:
+    return {"Authorization": f"Bearer {server.api_key}"}
+
+
+@pytest.mark.timeout(120)
+def test_api_key_required_on_every_inference_route(shared_server, figures):
+    """Injects requests with no key, a wrong key, the key with its last byte changed, a non-Bearer
+    scheme and a bare key on every /v1 route of the served OpenAPI document; must hold: all answered
+    401 in OpenAI's error shape, the right key is accepted, /health and /metrics stay open, and the
+    key never appears in the server's log."""
+    server, key = shared_server, shared_server.api_key
+    routes = _inference_routes(server.url)
+    assert {("POST", "/v1/completions"), ("POST", "/v1/chat/completions"), ("GET", "/v1/models")} <= set(
+        routes
+    )
+    bad_headers = [
+        {},
+        {"Authorization": "Bearer wrong"},
+        {"Authorization": f"Bearer {key[:-1]}{'A' if key[-1] != 'A' else 'B'}"},
+        {"Authorization": f"Basic {key}"},
+        {"Authorization": key},
+    ]
+    with httpx.Client(base_url=server.url, timeout=60) as http:
+        for method, path in routes:
+            body = SAMPLE_BODIES.get(path)
+            for headers in bad_headers:
+                r = http.request(method, path, json=body, headers=headers)
+                figures.requests += 1
+                figures.faults += 1
+                assert r.status_code == 401, (method, path, headers, r.text)
+                assert set(r.json()["error"]) >= {"message", "type", "code"}
+            r = http.request(method, path, json=body, headers=auth(server))
+            figures.requests += 1
+            assert r.status_code == 200, (method, path, r.text)
+        assert http.get("/health").status_code == 200
+        assert http.get("/metrics").status_code == 200
+        figures.requests += 2
+    assert key not in server.log()
+
+
+@pytest.mark.timeout(120)
+def test_capture_log_holds_no_raw_prompt_text_by_default(shared_server, figures):
+    """Injects chat prompts carrying a unique marker word into a server started with --capture (no
+    --capture-text); must hold: a valid capture line is written for each request, with the prompt
+    profile sketch, but neither the marker nor a prompt_text field appears anywhere in the log."""
+    marker = f"zebracanary{uuid.uuid4().hex}"
+    body = {"model": "tiny", "messages": [{"role": "user", "content": f"say {marker} now"}], "max_tokens": 2}
+    before = _capture_lines(shared_server.capture)
+    for _ in range(3):
+        r = httpx.post(
+            f"{shared_server.url}/v1/chat/completions", json=body, headers=auth(shared_server), timeout=60
+        )
+        assert r.status_code == 200
+        figures.requests += 1
+    lines = wait_until(
+        lambda: (new := _capture_lines(shared_server.capture)[len(before) :]) and len(new) >= 3 and new,
+        30,
+        "three new capture lines",
+    )
+    assert all(validate_capture_record(line) == [] for line in lines)
+    assert all("prompt_text" not in line and len(line["prompt_profile"]["sketch"]) == 64 for line in lines)
+    assert marker not in shared_server.capture.read_text()
+    assert marker not in shared_server.log()
+
+
+def _capture_lines(path: Path) -> list[dict]:
+    return (
+        [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.exists() else []
+    )
+
+
+def _listening_addresses(pid: int) -> set[str]:
+    """IP addresses the process tree rooted at `pid` listens on (TCP)."""
+    procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    addresses = set()
+    for proc in procs:
+        for conn in proc.net_connections(kind="inet"):
+            if conn.status == psutil.CONN_LISTEN:
+                addresses.add(conn.laddr.ip)
+    return addresses
+
+
+@pytest.mark.timeout(120)
+def test_services_bind_loopback_by_default(shared_server, tmp_path, figures):
+    """Injects nothing: starts the server and the dashboard without --host; must hold: every socket
+    they listen on is bound to 127.0.0.1 (nothing on 0.0.0.0 or a public address)."""
+    with services(tmp_path) as svc:
+        port = free_port()
+        dash = svc.sup.start(
+            "dashboard", [*tollgate("dashboard"), "--port", str(port), "--data", str(tmp_path)]
+        )
+        svc.sup.wait_http(dash, f"http://127.0.0.1:{port}/_stcore/health", timeout=90)
+        for name, pid in (("server", shared_server.proc.pid), ("dashboard", dash.pid)):
+            addresses = wait_until(lambda p=pid: _listening_addresses(p), 10, f"{name} listening")
+            assert addresses == {"127.0.0.1"}, (name, addresses)
+        figures.requests += 2
+
+
+@pytest.mark.timeout(180)
+def test_load_report_holds_no_api_key(shared_server, tmp_path, figures):
+    """Injects the server's API key through `tollgate load --api-key`; must hold: the run completes and
+    the key appears in no file of the run folder (summary config, HTML reports, CSV, per-request
+    records), nor in the command's output, nor in the server's log."""
+    key = shared_server.api_key
+    out = run_cli(
+        "load", "--url", shared_server.url, "--api-key", key, "--users", "2", "--requests", "6",
+        "--output-tokens", "4", "--name", "secret-check", "--out", str(tmp_path / "runs"),
+        timeout=150,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = Path(out.stdout.strip().splitlines()[-1])
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["requests"]["completed"] == 6
+    figures.requests += 6
+    assert key not in out.stdout + out.stderr
+    assert _files_containing(run, key) == []
+    assert key not in shared_server.log()
