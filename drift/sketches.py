@@ -288,7 +288,9 @@ class Reservoir:
 
     @property
     def size(self) -> int:
-        return 0 if not self.columns else len(next(iter(self.columns.values())))
+        if self.columns:
+            return len(next(iter(self.columns.values())))
+        return 0 if self.vectors is None else int(self.vectors.shape[0])
 
     @property
     def complete(self) -> bool:
@@ -298,10 +300,10 @@ class Reservoir:
     def add(
         self, columns: dict[str, np.ndarray], vectors: np.ndarray | None, rng: np.random.Generator
     ) -> None:
-        rows = len(next(iter(columns.values())))
+        other = Reservoir(self.capacity, 0, dict(columns), vectors)
+        rows = other.n_seen = other.size
         if rows == 0:
             return
-        other = Reservoir(self.capacity, rows, dict(columns), vectors)
         if rows > self.capacity:
             keep = np.sort(rng.choice(rows, self.capacity, replace=False))
             other = Reservoir(self.capacity, rows, _take(columns, keep), _take_vec(vectors, keep))

@@ -1,0 +1,170 @@
+"""`tollgate drift watch` end to end: a growing capture log, Prometheus gauges, an alert through the
+monitors' notifier to a real webhook receiver; and the reference server's own capture log as live data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from drift.features import features_from_frame, records_to_features
+from drift.profile import build_profile, save_profile
+from drift.synthetic import Mix, capture_log, dataset
+from drift.watch import LogTail
+from tests.support.servers import free_port, start_reference_server
+
+REPO = Path(__file__).resolve().parents[2]
+ENV = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
+
+
+def _profile(tmp_path: Path) -> Path:
+    rows = capture_log(1500, seed=1)
+    feats = records_to_features(enumerate(rows, 1), "synthetic", [])
+    return save_profile(build_profile(feats), tmp_path / "profile.json")
+
+
+def _append(path: Path, rows: list[dict]) -> None:
+    with path.open("a") as fh:
+        fh.write("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_log_tail_waits_for_a_line_being_written(tmp_path: Path) -> None:
+    log = tmp_path / "capture.jsonl"
+    rows = capture_log(3, seed=2)
+    _append(log, rows[:2])
+    with log.open("a") as fh:
+        fh.write(json.dumps(rows[2])[:50])  # the server is mid-write
+    tail = LogTail(log)
+    tail.poll(time.time())
+    assert len(tail.rows) == 2 and tail.skipped == 0
+    with log.open("a") as fh:
+        fh.write(json.dumps(rows[2])[50:] + "\n{broken\n")
+    tail.poll(time.time())
+    assert len(tail.rows) == 3 and tail.skipped == 1 and ":4:" in tail.warnings[0]
+    log.write_text("")  # rotated
+    tail.poll(time.time())
+    _append(log, rows[:1])
+    tail.poll(time.time())
+    assert len(tail.rows) == 4
+
+
+def _metrics(url: str) -> dict[str, float]:
+    text = httpx.get(url, timeout=5).text
+    return {
+        s.name + (f"[{s.labels['feature']}]" if "feature" in s.labels else ""): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+
+
+@pytest.mark.timeout(90)
+def test_watch_exports_gauges_and_alerts(tmp_path: Path) -> None:
+    profile = _profile(tmp_path)
+    log = tmp_path / "capture.jsonl"
+    shifted = Mix(topics={"finance": 0.5, "medical": 0.5}, temperatures={1.0: 1.0})
+    _append(log, capture_log(400, shifted, seed=3, spacing_s=0.01))
+    hook_port = free_port()
+    receiver = subprocess.Popen(
+        [sys.executable, "-m", "monitors.webhook_receiver", "--port", str(hook_port)],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    watch = None
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{hook_port}/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        args = [
+            "--profile",
+            str(profile),
+            "--live",
+            str(log),
+            "--interval",
+            "1",
+            "--port",
+            "0",
+            "--arl",
+            "100",
+        ]
+        args += ["--webhook", f"http://127.0.0.1:{hook_port}/drift", "--store", str(tmp_path / "notify.db")]
+        watch = subprocess.Popen(
+            [sys.executable, "-m", "tollgate", "drift", "watch", *args, "--out", str(tmp_path / "out")],
+            env=ENV,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        first = watch.stdout.readline()
+        assert first.startswith("metrics on http://127.0.0.1:"), first
+        url = first.split()[-1]
+        deadline = time.monotonic() + 45
+        metrics: dict[str, float] = {}
+        while time.monotonic() < deadline and metrics.get("tollgate_drift_detected") != 1.0:
+            time.sleep(0.5)
+            metrics = _metrics(url)
+        assert metrics.get("tollgate_drift_detected") == 1.0
+        assert metrics["tollgate_drift_score[temperature]"] > 0.5
+        assert "tollgate_drift_score[prompt_sketch]" in metrics
+        messages: list = []
+        while time.monotonic() < deadline and not messages:
+            messages = httpx.get(f"http://127.0.0.1:{hook_port}/messages", timeout=5).json()["messages"]
+            time.sleep(0.3)
+        assert messages and messages[0]["path"] == "/drift"
+        assert "DriftDetected" in json.dumps(messages[0]["payload"])
+        assert list((tmp_path / "out").glob("*.json"))
+    finally:
+        for proc in (watch, receiver):
+            if proc is not None and proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(5)
+
+
+@pytest.mark.timeout(120)
+def test_reference_server_capture_log_is_live_data(tmp_path: Path) -> None:
+    """The real server's capture lines parse with no skipped line and are checked against a dataset
+    profile built by the same extractor."""
+    import pandas as pd
+
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps(r) + "\n" for r in dataset(500, seed=4)))
+    from drift.cli import main
+
+    assert main(["profile", str(train), "-o", str(tmp_path / "p.json")]) == 0
+    capture = tmp_path / "capture.jsonl"
+    with start_reference_server("--capture", str(capture)) as server:
+        for i in range(8):
+            body = {
+                "model": "tiny",
+                "max_tokens": 4,
+                "messages": [{"role": "user", "content": f"hello number {i}"}],
+            }
+            r = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=60)
+            assert r.status_code == 200, r.text
+    from drift.features import load_features
+
+    live = load_features(capture)
+    assert len(live) == 8 and live.n_skipped == 0, live.warnings
+    assert live.vectors.shape == (8, 64) and not pd.isna(live.table["prompt_tokens"]).any()
+    out = tmp_path / "out"
+    code = main(["check", "--profile", str(tmp_path / "p.json"), "--live", str(capture), "--out", str(out)])
+    result = json.loads(next(out.glob("*.json")).read_text())
+    assert code in (0, 1) and result["window"]["n_live"] == 8
+    assert {r["feature"]: r["status"] for r in result["features"]}["prompt_words"] == "decided"
+    assert not features_from_frame(live.table).table.empty
