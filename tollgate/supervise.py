@@ -26,6 +26,7 @@ from pathlib import Path
 from types import FrameType
 
 import httpx
+import psutil
 
 _PR_SET_PDEATHSIG = 1
 
@@ -80,16 +81,6 @@ class Child:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
-    def group_alive(self) -> bool:
-        """True while any process of the child's group still exists."""
-        try:
-            os.killpg(self.proc.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
-
 
 def _signal_group(child: Child, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -105,12 +96,32 @@ def stop_child(child: Child, timeout: float = 10.0) -> int | None:
         except subprocess.TimeoutExpired:
             _signal_group(child, signal.SIGKILL)
             child.proc.wait(timeout=5)
-    deadline = time.monotonic() + 2.0
-    while child.group_alive() and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if child.group_alive():  # grandchildren that ignored SIGTERM or outlived their parent
-        _signal_group(child, signal.SIGKILL)
+    if _wait_group(child, 2.0):
+        return child.proc.returncode
+    _signal_group(child, signal.SIGKILL)  # grandchildren that ignored SIGTERM or outlived their parent
+    _wait_group(child, 5.0)
     return child.proc.returncode
+
+
+def _wait_group(child: Child, timeout: float) -> bool:
+    """Wait until no process of the child's group is left running; True if none is."""
+    deadline = time.monotonic() + timeout
+    while _group_running(child.proc.pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _group_running(pgid: int) -> bool:
+    """True while a non-zombie process is in group `pgid` (zombies wait for their reaper, harmlessly)."""
+    for proc in psutil.process_iter(["pid"]):
+        try:
+            if os.getpgid(proc.pid) == pgid and proc.status() != psutil.STATUS_ZOMBIE:
+                return True
+        except (ProcessLookupError, psutil.NoSuchProcess, PermissionError):
+            continue
+    return False
 
 
 class Supervisor:
