@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -111,7 +110,7 @@ def main(argv: list[str]) -> int:
     from reference_server.engine import Engine
     from reference_server.errors import ConfigError
     from reference_server.server.app import create_app
-    from reference_server.server.state import ServerContext, ServeSettings
+    from reference_server.server.state import Phase, ServerContext, ServeSettings
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -151,18 +150,27 @@ def main(argv: list[str]) -> int:
     ctx = ServerContext(settings=settings, engine_factory=lambda: Engine(config), on_fatal=on_fatal)
 
     class DrainingServer(uvicorn.Server):
-        """On SIGTERM/SIGINT: refuse new requests, let running ones finish until the drain deadline,
-        then abort what is left (each stream ends with finish_reason "abort") and stop."""
+        """SIGTERM/SIGINT start a drain instead of an immediate stop: the server keeps listening
+        but answers 503 (health and new requests) while running requests finish; at the deadline
+        what is left is aborted (each stream ends with finish_reason "abort"), then uvicorn stops.
+        A second SIGINT stops at once."""
 
-        deadline: threading.Timer | None = None
+        drainer: threading.Thread | None = None
 
         def handle_exit(self, sig: int, frame) -> None:
+            if self.drainer is not None or ctx.phase is Phase.FAILED:
+                super().handle_exit(sig, frame)
+                return
             ctx.begin_drain()
-            if self.deadline is None:
-                self.deadline = threading.Timer(args.drain_timeout, ctx.abort_all)
-                self.deadline.daemon = True
-                self.deadline.start()
-            super().handle_exit(sig, frame)
+            self.drainer = threading.Thread(target=self._drain, name="drain", daemon=True)
+            self.drainer.start()
+
+        def _drain(self) -> None:
+            ctx.wait_idle(args.drain_timeout)
+            if ctx.active:
+                ctx.abort_all()
+                ctx.wait_idle(5.0)
+            self.should_exit = True
 
     server = DrainingServer(
         uvicorn.Config(
@@ -171,14 +179,9 @@ def main(argv: list[str]) -> int:
             port=args.port,
             log_level=args.log_level,
             access_log=False,
-            # uvicorn cancels what is still open only after our own deadline aborted it
-            timeout_graceful_shutdown=args.drain_timeout + 5.0,
+            timeout_graceful_shutdown=5.0,
         )
     )
-    # uvicorn re-raises the caught signal after its graceful shutdown; make that a no-op so a
-    # drained server exits 0 instead of dying by the signal.
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: None)
     server.run()
     if ctx.error is not None:
         code = EXIT_USAGE if isinstance(ctx.error, ConfigError) else EXIT_FAILED

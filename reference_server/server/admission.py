@@ -1,10 +1,11 @@
 """Admission control: a bounded waiting queue answered with 429 + Retry-After when full.
 
 The engine runs at most `max_running` sequences at once; every other admitted request waits
-in its queue. The server admits at most `max_running + max_waiting` requests in flight and also
-refuses when every running slot is taken and the engine already holds `max_waiting` waiting
-requests (it can hold more waiting than that when the KV cache, not the slot count, limits
-the batch). A refused request costs nothing: it never reaches the engine.
+in its queue. The server admits at most `max_running + max_waiting` requests in flight, so the
+engine never holds more than `max_waiting` waiting requests while its batch is full (more only
+while the KV cache, not the slot count, limits the batch; the total stays bounded). A refused
+request costs nothing: it never reaches the engine. The count is the server's own, not a read
+of the engine's queue: requests just handed over are not yet in the engine's figures.
 
 Why 429 and not 503 (vLLM has no queue bound; its 503 means the server is unhealthy or shutting
 down): a full queue is back-pressure from a healthy server. 429 + Retry-After tells clients and
@@ -16,15 +17,13 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
 
 
 class Admission:
-    def __init__(self, max_running: int, max_waiting: int, engine_waiting: Callable[[], int]) -> None:
+    def __init__(self, max_running: int, max_waiting: int) -> None:
         self.max_running = max_running
         self.max_waiting = max_waiting
         self.capacity = max_running + max_waiting
-        self.engine_waiting = engine_waiting
         self.in_flight = 0
         self._lock = threading.Lock()
         self._avg_e2e_s = 1.0
@@ -33,8 +32,6 @@ class Admission:
         """Take a slot if the queue has room; never waits."""
         with self._lock:
             if self.in_flight >= self.capacity:
-                return False
-            if self.in_flight >= self.max_running and self.engine_waiting() >= self.max_waiting:
                 return False
             self.in_flight += 1
             return True

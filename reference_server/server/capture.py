@@ -3,7 +3,7 @@
 Requests hand records to `CaptureWriter.submit`, which only puts them on a bounded queue and
 never waits: a background thread encodes, writes and flushes each line, so a slow disk never
 stalls the engine loop or the event loop. A full queue drops the record and counts it (metric
-`tollgate:capture_dropped_records_total`) rather than block serving.
+`tollgate_capture_dropped_records_total`) rather than block serving.
 
 Each line is written with one write() call on a file opened in append mode and flushed at
 once, so a crash can at worst leave the last line incomplete; lines already written are never

@@ -137,14 +137,14 @@ class ServerMetrics:
         for reason in FINISH_REASONS:
             self._success.labels(*values, reason)
         self._rejected = counter(
-            "tollgate:requests_rejected",
+            "tollgate_requests_rejected",
             "Requests answered with an error before reaching the engine, by reason.",
             ("reason",),
         )
         for reason in REJECT_REASONS:
             self._rejected.labels(*values, reason)
         self.capture_dropped = counter(
-            "tollgate:capture_dropped_records", "Capture log records dropped because the writer fell behind."
+            "tollgate_capture_dropped_records", "Capture log records dropped because the writer fell behind."
         ).labels(*values)
 
         self.ttft = histogram(

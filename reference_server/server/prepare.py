@@ -105,8 +105,9 @@ def _sampling(req: CompletionRequest | ChatCompletionRequest, max_tokens: int) -
     )
     try:
         params.validate()
-    except ValueError as exc:
-        raise _bad(str(exc), None) from exc
+    except ValueError as exc:  # the message starts with the field's name
+        field = str(exc).split(" ", 1)[0]
+        raise _bad(str(exc), field if hasattr(params, field) else None) from exc
     return params
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import enum
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -74,9 +75,7 @@ class ServerContext:
             engine = self.engine_factory()
             engine.start()
             self.metrics = ServerMetrics(engine.model_name, engine.max_model_len, engine.stats)
-            self.admission = Admission(
-                engine.config.max_num_seqs, self.settings.max_waiting, lambda: engine.stats().num_waiting
-            )
+            self.admission = Admission(engine.config.max_num_seqs, self.settings.max_waiting)
             if self.settings.capture_path:
                 self.capture = CaptureWriter(
                     self.settings.capture_path,
@@ -98,6 +97,13 @@ class ServerContext:
     def begin_drain(self) -> None:
         if self.phase in (Phase.READY, Phase.STARTING):
             self.phase = Phase.DRAINING
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until no admitted request is left (True) or `timeout` seconds pass (False)."""
+        deadline = time.monotonic() + timeout
+        while self.active and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return not self.active
 
     def abort_all(self) -> None:
         """Abort every admitted request (the drain deadline passed); each stream ends with 'abort'."""

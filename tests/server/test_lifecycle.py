@@ -1,0 +1,78 @@
+"""Start-up, SIGTERM drain and bad configuration of `tollgate serve` as a real process."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+
+import httpx
+import pytest
+
+from tests.server.sse import read_events
+from tests.support.servers import REPO_ROOT, start_reference_server
+
+
+@pytest.mark.timeout(120)
+def test_sigterm_drains_then_exits_zero():
+    # One request finishes inside the drain window; one cannot finish before the deadline and is aborted.
+    with start_reference_server("--drain-timeout", "3") as server:
+        results: dict[str, list] = {}
+        started = threading.Barrier(3)
+
+        def stream(name: str, max_tokens: int) -> None:
+            req = {"prompt": "drain", "max_tokens": max_tokens, "ignore_eos": True, "stream": True}
+            with (
+                httpx.Client(base_url=server.url, timeout=60) as c,
+                c.stream("POST", "/v1/completions", json=req) as r,
+            ):
+                started.wait()
+                results[name] = read_events(r)
+
+        threads = [
+            threading.Thread(target=stream, args=("short", 2)),
+            threading.Thread(target=stream, args=("long", 2000)),
+        ]
+        for t in threads:
+            t.start()
+        started.wait()
+        server.proc.send_signal(signal.SIGTERM)
+        with httpx.Client(base_url=server.url, timeout=10) as c:
+            health = c.get("/health")
+            refused = c.post("/v1/completions", json={"prompt": "late", "max_tokens": 1})
+        for t in threads:
+            t.join(60)
+        assert server.proc.wait(60) == 0
+
+    assert health.status_code == 503 and health.json() == {"status": "draining"}
+    assert refused.status_code == 503 and refused.json()["error"]["code"] == "draining"
+    for name, reason in (("short", "length"), ("long", "abort")):
+        events = results[name]
+        assert events[-1] == "[DONE]", name
+        assert events[-2]["choices"][0]["finish_reason"] == reason, name
+
+
+@pytest.mark.timeout(60)
+def test_bad_engine_config_exits_2_with_a_precise_message():
+    proc = subprocess.run(
+        [sys.executable, "-m", "tollgate", "serve", "--port", "0", "--max-model-len", "999999"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=50,
+    )
+    assert proc.returncode == 2
+    assert "max_model_len=999999" in proc.stderr and "--max-model-len" in proc.stderr
+
+
+@pytest.mark.timeout(30)
+def test_bad_flag_is_a_usage_error():
+    proc = subprocess.run(
+        [sys.executable, "-m", "tollgate", "serve", "--max-waiting", "-3"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=25,
+    )
+    assert proc.returncode == 2 and "--max-waiting" in proc.stderr and "must be >= 0" in proc.stderr
