@@ -52,6 +52,7 @@ class MockState:
         self.stall_until = 0.0
         self.ttft_s: list[float] = []
         self.itl_s: list[float] = []
+        self.writes: dict[str, list[float]] = {}  # X-Request-Id -> unix times of its content chunks
 
     def truth(self) -> dict[str, float | int]:
         out: dict[str, float | int] = {
@@ -88,10 +89,15 @@ def create_app(config: MockConfig) -> FastAPI:
     async def truth() -> dict:
         return state.truth()
 
+    @app.get("/mock/writes")
+    async def writes() -> dict:
+        return state.writes
+
     @app.post("/mock/reset")
     async def reset() -> dict:
         state.ttft_s.clear()
         state.itl_s.clear()
+        state.writes.clear()
         state.requests = 0
         return {"ok": True}
 
@@ -106,7 +112,7 @@ def create_app(config: MockConfig) -> FastAPI:
     async def stall(request: Request) -> dict:
         seconds = float((await request.json()).get("seconds", 1.0))
         state.stall_until = asyncio.get_running_loop().time() + seconds
-        return {"stalled_s": seconds}
+        return {"stalled_s": seconds, "until_unix": time.time() + seconds}
 
     async def complete(request: Request, chat: bool):
         arrived = asyncio.get_running_loop().time()
@@ -132,7 +138,10 @@ def create_app(config: MockConfig) -> FastAPI:
             usage_wanted = (
                 bool((body.get("stream_options") or {}).get("include_usage")) and fault != "no_usage"
             )
-            stream = _stream(state, arrived, n_tokens, prompt_tokens, chat, usage_wanted, fault)
+            writes = state.writes.setdefault(
+                request.headers.get("x-request-id", f"anon-{state.requests}"), []
+            )
+            stream = _stream(state, arrived, n_tokens, prompt_tokens, chat, usage_wanted, fault, writes)
             return StreamingResponse(stream, media_type="text/event-stream")
         await _sleep_until(state, arrived + (cfg.ttft_ms + cfg.itl_ms * (n_tokens - 1)) / 1000.0)
         text = " tok" * n_tokens
@@ -175,7 +184,14 @@ async def _sleep_until(state: MockState, deadline: float) -> float:
 
 
 async def _stream(
-    state: MockState, arrived: float, n_tokens: int, prompt_tokens: int, chat: bool, usage: bool, fault: str
+    state: MockState,
+    arrived: float,
+    n_tokens: int,
+    prompt_tokens: int,
+    chat: bool,
+    usage: bool,
+    fault: str,
+    writes: list[float],
 ) -> AsyncIterator[bytes]:
     cfg = state.config
     loop = asyncio.get_running_loop()
@@ -201,6 +217,7 @@ async def _stream(
         else:
             state.itl_s.append((now - last_write) / k)
         last_write = now
+        writes.append(time.time())
         delta = {"delta": {"content": " tok" * k}} if chat else {"text": " tok" * k}
         chunk = {
             "id": "mock",

@@ -30,6 +30,8 @@ def point(load: float, run: Run, slo: SLO) -> dict[str, Any]:
         failed = [c["name"] for c in checks if not c["passed"]]
     except InvalidRun as exc:
         failed = [str(exc)]
+    if s["validity"]["client_bound"]:
+        failed.append("client_bound (the generator, not the server, was measured)")
     metrics = s["metrics"]
     return {
         "load": load,

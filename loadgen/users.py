@@ -79,7 +79,9 @@ class LLMUser(FastHttpUser):
             body["ignore_eos"] = True
         if cfg.get("temperature") is not None:
             body["temperature"] = cfg["temperature"]
-        headers = {"Authorization": f"Bearer {cfg['api_key']}"} if cfg.get("api_key") else {}
+        headers = {"X-Request-Id": record.request_id}  # lets server logs be joined with requests.parquet
+        if cfg.get("api_key"):
+            headers["Authorization"] = f"Bearer {cfg['api_key']}"
         path = PATHS[cfg["endpoint"]]
         record.send_s, record.send_perf = time.time(), time.perf_counter()
         try:
