@@ -26,6 +26,7 @@ TARGET_NAMES = (
 )
 GPUS_PER_TARGET = (2, 1, 0, 1, 0)
 STEP_S = 5
+RAW = 0  # the monitors store raw samples as resolution 0 ("at the scrape interval")
 TIERS = (60, 600)
 SECRET_WEBHOOK = "https://hooks.slack.com/services/T0SAMPLE/B0SAMPLE/sampleSecretToken123"
 
@@ -191,8 +192,8 @@ def write_store(path: Path, end: float, days: float = 7.0, n_targets: int = 3) -
     for idx, target in enumerate(names):
         series = target_series(t, idx, np.random.default_rng(100 + idx))
         for (name, labels), values in sorted(series.items()):
-            for res, (ts, vs) in [(STEP_S, (t, values))] + [(r, _tier(t, values, r)) for r in TIERS]:
-                vals = [None if np.isnan(v) else v for v in vs.tolist()]
+            for res, (ts, vs) in [(RAW, (t, values))] + [(r, _tier(t, values, r)) for r in TIERS]:
+                vals = vs.tolist()  # SQLite stores NaN as NULL
                 conn.executemany(
                     insert, zip(ts.tolist(), repeat(target), repeat(name), repeat(labels), vals, repeat(res))
                 )
@@ -211,14 +212,14 @@ def write_store(path: Path, end: float, days: float = 7.0, n_targets: int = 3) -
         "INSERT INTO silences (matchers, starts_at, ends_at, created_by, comment) VALUES (?, ?, ?, ?, ?)",
         [
             (
-                json.dumps([{"name": "alertname", "value": "KVCacheNearlyFull", "isEqual": True}]),
+                json.dumps([["alertname", "=", "DriftDetected"]]),
                 end - 3600,
                 end + 7200,
                 "ops@example.com",
-                "capacity upgrade in progress",
+                "known traffic shift; reference profile refresh scheduled",
             ),
             (
-                json.dumps([{"name": "target", "value": names[0], "isEqual": True}]),
+                json.dumps([{"name": "target", "value": names[0], "isEqual": True, "isRegex": False}]),
                 end - 3 * 86400,
                 end - 3 * 86400 + 3600,
                 "ops@example.com",

@@ -37,12 +37,23 @@ def warn_all(messages: Iterable[str]) -> None:
 
 
 def style(fig: go.Figure, x_title: str, y_title: str, height: int = 300) -> go.Figure:
-    """Axis titles (with units), compact margins and a unified hover."""
+    """Axis titles (with units), a unified hover, and the legend in rows between title and plot,
+    with room made for it so it never covers the title, the toolbar or the lines."""
+    names = [t.name for t in fig.data if t.showlegend is not False and t.name]
+    rows = 0 if len(names) < 2 else -(-sum(len(n) + 6 for n in names) // 80)  # ~80 characters a row
     fig.update_layout(
-        height=height,
-        margin={"l": 10, "r": 10, "t": 40, "b": 10},
+        height=height + 20 * rows,
+        margin={"l": 10, "r": 10, "t": 48 + 20 * rows, "b": 10},
         hovermode="x unified",
-        legend={"orientation": "h", "yanchor": "bottom", "y": 1.0, "x": 0, "title": None},
+        title={"y": 1.0, "yref": "container", "yanchor": "top", "pad": {"t": 8}, "font": {"size": 15}},
+        legend={
+            "orientation": "h",
+            "yanchor": "bottom",
+            "y": 1.02,
+            "x": 0,
+            "title": None,
+            "font": {"size": 11},
+        },
     )
     fig.update_xaxes(title_text=x_title)
     fig.update_yaxes(title_text=y_title)

@@ -65,6 +65,8 @@ def episodes(changes: pd.DataFrame, now: float) -> pd.DataFrame:
     out = pd.DataFrame(rows)
     if out.empty:
         return out
+    for col in ("started", "firing_at", "resolved_at"):
+        out[col] = pd.to_numeric(out[col], errors="coerce")
     stop = out["resolved_at"].fillna(now)
     out["duration_s"] = stop - out["started"]
     return out.iloc[::-1].reset_index(drop=True)
@@ -75,49 +77,47 @@ def silences(path: str) -> pd.DataFrame:
     return table(path, "SELECT * FROM silences ORDER BY ends_at DESC LIMIT 1000")
 
 
-def matchers_text(raw: str) -> str:
+def _triples(raw: str) -> list[tuple[str, str, str]] | None:
+    """Matchers as (name, op, value): Tollgate's [name, op, value] lists or Alertmanager's objects."""
     try:
         matchers = json.loads(raw)
-    except json.JSONDecodeError:
-        return redact(raw)
+    except (json.JSONDecodeError, TypeError):
+        return None
     if not isinstance(matchers, list):
-        return redact(raw)
-    parts = []
+        return None
+    out = []
     for m in matchers:
-        if isinstance(m, dict):
-            op = (
-                ("=~" if m.get("isRegex") else "=")
-                if m.get("isEqual", True)
-                else ("!~" if m.get("isRegex") else "!=")
+        if isinstance(m, list) and len(m) == 3:
+            out.append((str(m[0]), str(m[1]), str(m[2])))
+        elif isinstance(m, dict):
+            op = "=~" if m.get("isRegex") else "="
+            out.append(
+                (str(m.get("name")), op if m.get("isEqual", True) else "!" + op[-1], str(m.get("value")))
             )
-            parts.append(f'{m.get("name")}{op}"{m.get("value")}"')
-    return ", ".join(parts)
+        else:
+            return None
+    return out
+
+
+def matchers_text(raw: str) -> str:
+    triples = _triples(raw)
+    return redact(raw) if triples is None else ", ".join(f'{n}{op}"{v}"' for n, op, v in triples)
 
 
 def silenced(labels: dict[str, Any], active: pd.DataFrame) -> bool:
     """Whether an alert's labels match every matcher of one of the active silences."""
     for raw in active["matchers"]:
-        try:
-            matchers = json.loads(raw)
-        except json.JSONDecodeError:
-            continue
-        if (
-            isinstance(matchers, list)
-            and matchers
-            and all(_matches(m, labels) for m in matchers if isinstance(m, dict))
-        ):
+        triples = _triples(raw)
+        if triples and all(_matches(t, labels) for t in triples):
             return True
     return False
 
 
-def _matches(m: dict[str, Any], labels: dict[str, Any]) -> bool:
-    value = str(labels.get(m.get("name"), ""))
-    hit = (
-        re.fullmatch(str(m.get("value", "")), value) is not None
-        if m.get("isRegex")
-        else value == str(m.get("value"))
-    )
-    return hit if m.get("isEqual", True) else not hit
+def _matches(matcher: tuple[str, str, str], labels: dict[str, Any]) -> bool:
+    name, op, value = matcher
+    have = str(labels.get(name, ""))
+    hit = re.fullmatch(value, have) is not None if op.endswith("~") else have == value
+    return hit if op in ("=", "=~") else not hit
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)

@@ -95,6 +95,12 @@ def _row(run_id: str, summary: dict[str, Any], gate: dict[str, Any] | None) -> d
     }
 
 
+def _gate_problems(gate: Any) -> list[str]:
+    if not isinstance(gate, dict) or "verdict" not in gate:
+        return ["expected a JSON object with a 'verdict'"]
+    return []
+
+
 @st.cache_data(show_spinner=False, max_entries=8)
 def load_runs(root: str, signature: tuple) -> RunIndex:
     """Summaries and gate verdicts of every run under root/runs (signature only keys the cache)."""
@@ -109,12 +115,9 @@ def load_runs(root: str, signature: tuple) -> RunIndex:
             continue
         gate = None
         if gate_mtime >= 0:
-            try:
-                gate = read_json(folder / "gate.json")
-                index.gates[run_id] = gate
-            except RunDataError as exc:
-                index.warnings.append(f"{exc}; gate verdict not shown")
-                gate = {"verdict": "unreadable"}
+            gate = read_valid(folder / "gate.json", _gate_problems, index.warnings, "gate verdict not shown")
+            gate = gate or {"verdict": "unreadable"}
+            index.gates[run_id] = gate
         index.summaries[run_id] = summary
         rows.append(_row(run_id, summary, gate))
     if rows:

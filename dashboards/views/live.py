@@ -60,8 +60,9 @@ def live_panels(targets: tuple[str, ...], span: int) -> None:
         return
     split = "target" if len(targets) > 1 else None
     cols = st.columns(2)
-    for i, (title, (series_names, y_title, scale)) in enumerate(PANELS.items()):
-        frame = data[data["name"].isin(series_names)].assign(value=lambda d, s=scale: d["value"] * s)
+    for i, (title, (labels, y_title, scale)) in enumerate(PANELS.items()):
+        frame = data[data["name"].isin(list(labels))]
+        frame = frame.assign(value=frame["value"] * scale, name=frame["name"].map(labels))
         with cols[i % 2]:
             if frame.empty:
                 st.caption(f"{title}: no samples (the target does not export it).")

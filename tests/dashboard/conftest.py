@@ -18,7 +18,7 @@ APP = VIEWS.parent / "app.py"
 @pytest.fixture(scope="session")
 def sample_root(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("sample")
-    generate(root, days=0.5, n_requests=20_000, n_targets=4)
+    generate(root, days=0.25, n_requests=20_000, n_targets=4)
     return root
 
 

@@ -157,7 +157,8 @@ def test_alerts_page_states_silences_delivery_and_no_secrets(sample_root, open_p
     assert {"firing", "resolved"} <= set(history["state"]) and history["duration"].str.len().gt(0).all()
     silences = at.dataframe[1].value
     assert sorted(silences["status"]) == ["active", "expired"]
-    assert "KVCacheNearlyFull" in silences.loc[silences["status"] == "active", "matchers"].iloc[0]
+    assert silences.loc[silences["status"] == "active", "matchers"].iloc[0] == 'alertname="DriftDetected"'
+    assert ("Silenced now", "1") in metrics
     text = page_text(at)
     token = SECRET_WEBHOOK.rsplit("/", 1)[-1]
     assert token not in text and "xoxb-sample-token" not in text
