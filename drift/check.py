@@ -188,7 +188,9 @@ def check_numeric(
             "edges": edges.tolist(),
             "counts": np.round(np.diff(cdf) * ref.n, 3).tolist(),
         }
-        row["live_hist"] = {"edges": edges.tolist(), "counts": np.histogram(live_sorted, edges)[0].tolist()}
+        live_counts = np.diff(np.searchsorted(live_sorted, edges, side="left"))
+        live_counts[-1] += int(np.sum(live_sorted == edges[-1]))  # last bin closed, as numpy's
+        row["live_hist"] = {"edges": edges.tolist(), "counts": live_counts.tolist()}
     return rows
 
 

@@ -45,26 +45,30 @@ class NumericGrid:
 
     @classmethod
     def compute(cls, ref: NumericSketch, live_sorted: np.ndarray) -> NumericGrid:
+        """Exact for the sketch's CDF; O(n) after the caller's sort (no second sort, no per-point search)."""
         xs, fs = ref.cdf_points()
         n = live_sorted.size
-        keep = np.empty(n, dtype=bool)
-        keep[0] = True
-        np.not_equal(live_sorted[1:], live_sorted[:-1], out=keep[1:])
-        grid = np.sort(np.concatenate([np.unique(xs), live_sorted[keep]]), kind="stable")
-        grid = grid[np.concatenate([[True], grid[1:] != grid[:-1]])]
-        ref_r = eval_cdf(xs, fs, grid, "right")
-        ref_l = eval_cdf(xs, fs, grid, "left")
-        live_r = np.searchsorted(live_sorted, grid, side="right") / n
-        live_l = np.concatenate([[0.0], live_r[:-1]])
+        starts = np.flatnonzero(np.concatenate([[True], live_sorted[1:] != live_sorted[:-1]]))
+        uniq = live_sorted[starts]
+        ends = np.append(starts[1:], n)
+        # Merge the reference breakpoints into the live values; equal values may repeat (zero-width steps).
+        pos = np.searchsorted(uniq, xs, side="left")
+        grid = np.insert(uniq, pos, xs)
+        live_r = np.insert(ends / n, pos, np.searchsorted(live_sorted, xs, side="right") / n)
+        live_l = np.insert(starts / n, pos, np.searchsorted(live_sorted, xs, side="left") / n)
+        size = grid.size
+        idx_r = np.bincount(np.searchsorted(grid, xs, side="left"), minlength=size + 1).cumsum()[:size]
+        idx_l = np.bincount(np.searchsorted(grid, xs, side="right"), minlength=size + 1).cumsum()[:size]
+        ref_r = eval_cdf(xs, fs, grid, "right", idx_r)
+        ref_l = eval_cdf(xs, fs, grid, "left", idx_l)
         ks = float(max(np.abs(ref_r - live_r).max(), np.abs(ref_l - live_l).max()))
         # Between breakpoints the live CDF is flat and the reference CDF linear: integrate |a..b| exactly.
         a = ref_r[:-1] - live_r[:-1]
         b = ref_l[1:] - live_r[:-1]
         h = np.diff(grid)
-        same = a * b >= 0
         absum = np.abs(a) + np.abs(b)
         cross = np.divide(a * a + b * b, 2 * absum, out=np.zeros_like(absum), where=absum > 0)
-        wasserstein = float(np.sum(h * np.where(same, absum / 2, cross)))
+        wasserstein = float(np.sum(h * np.where(a * b >= 0, absum / 2, cross)))
         return cls(ks, wasserstein)
 
 

@@ -179,20 +179,24 @@ class NumericSketch:
         return sk
 
 
-def eval_cdf(xs: np.ndarray, fs: np.ndarray, t: np.ndarray, side: str) -> np.ndarray:
+def eval_cdf(
+    xs: np.ndarray, fs: np.ndarray, t: np.ndarray, side: str, idx: np.ndarray | None = None
+) -> np.ndarray:
+    """F(t) (side="right") or F(t-) (side="left") of the piecewise-linear CDF through (xs, fs).
+
+    `idx`, when given, is np.searchsorted(xs, t, side) computed by the caller (e.g. in one pass for sorted t).
+    """
     if xs.size == 0:
         return np.zeros_like(t)
-    idx = np.searchsorted(xs, t, side=side)
-    out = np.where(idx >= xs.size, 1.0, 0.0)
-    inner = (idx > 0) & (idx < xs.size)
-    i = idx[inner]
+    if idx is None:
+        idx = np.searchsorted(xs, t, side=side)
+    i = np.clip(idx, 1, xs.size - 1)
     x0, x1, f0, f1 = xs[i - 1], xs[i], fs[i - 1], fs[i]
     span = x1 - x0
-    frac = np.divide(t[inner] - x0, span, out=np.zeros_like(span), where=span > 0)
-    out[inner] = f0 + frac * (f1 - f0)
-    if side == "right":
-        # t exactly at the last point: right limit is 1
-        out[idx == xs.size] = 1.0
+    frac = np.divide(t - x0, span, out=np.zeros_like(span), where=span > 0)
+    out = f0 + np.clip(frac, 0.0, 1.0) * (f1 - f0)
+    out[idx == 0] = 0.0
+    out[idx >= xs.size] = 1.0  # beyond (or, right limit, at) the last point
     return out
 
 

@@ -224,3 +224,13 @@ def test_evidently_report_for_the_same_window(tmp_path: Path) -> None:
     result = json.loads(next(out.glob("*.json")).read_text())
     assert result["evidently_report"] == str(html) and result["window"]["n_live"] == 100
     assert "Drift" in html.read_text()
+
+
+def test_sequential_state_between_cron_runs(work: Path, tmp_path: Path) -> None:
+    state = tmp_path / "seq.json"
+    code, result = _check(work, "drift.jsonl", "--sequential-state", str(state), "--arl", "100")
+    assert code == 1 and result["settings"]["sequential"] is True and result["sequential"]["alarm"] is True
+    code, result = _check(work, "ok.jsonl", "--sequential-state", str(state), "--arl", "100")
+    assert code == 0 and result["sequential"]["windows"] == 2 and result["sequential"]["alarms"] == 1
+    state.write_text("{}")
+    assert _check(work, "ok.jsonl", "--sequential-state", str(state))[0] == 2

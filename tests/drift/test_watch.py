@@ -149,7 +149,7 @@ def test_reference_server_capture_log_is_live_data(tmp_path: Path) -> None:
     assert main(["profile", str(train), "-o", str(tmp_path / "p.json")]) == 0
     capture = tmp_path / "capture.jsonl"
     with start_reference_server("--capture", str(capture)) as server:
-        for i in range(8):
+        for i in range(20):
             body = {
                 "model": "tiny",
                 "max_tokens": 4,
@@ -160,11 +160,11 @@ def test_reference_server_capture_log_is_live_data(tmp_path: Path) -> None:
     from drift.features import load_features
 
     live = load_features(capture)
-    assert len(live) == 8 and live.n_skipped == 0, live.warnings
-    assert live.vectors.shape == (8, 64) and not pd.isna(live.table["prompt_tokens"]).any()
+    assert len(live) == 20 and live.n_skipped == 0, live.warnings
+    assert live.vectors.shape == (20, 64) and not pd.isna(live.table["prompt_tokens"]).any()
     out = tmp_path / "out"
     code = main(["check", "--profile", str(tmp_path / "p.json"), "--live", str(capture), "--out", str(out)])
     result = json.loads(next(out.glob("*.json")).read_text())
-    assert code in (0, 1) and result["window"]["n_live"] == 8
+    assert code in (0, 1) and result["window"]["n_live"] == 20
     assert {r["feature"]: r["status"] for r in result["features"]}["prompt_words"] == "decided"
     assert not features_from_frame(live.table).table.empty
