@@ -21,12 +21,13 @@ def capture_path(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def guarded_server(capture_path):
+    # The key comes from the environment, so TOLLGATE_API_KEY is covered (--api-key is its flag twin).
     with start_reference_server(
-        "--api-key", API_KEY,
         "--max-waiting", str(MAX_WAITING),
         "--max-num-seqs", str(MAX_NUM_SEQS),
         "--max-body-bytes", str(MAX_BODY_BYTES),
         "--capture", str(capture_path),
+        env={"TOLLGATE_API_KEY": API_KEY},
     ) as server:  # fmt: skip
         yield server
 

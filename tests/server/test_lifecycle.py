@@ -17,7 +17,7 @@ from tests.support.servers import REPO_ROOT, start_reference_server
 @pytest.mark.timeout(120)
 def test_sigterm_drains_then_exits_zero():
     # One request finishes inside the drain window; one cannot finish before the deadline and is aborted.
-    with start_reference_server("--drain-timeout", "3") as server:
+    with start_reference_server("--drain-timeout", "2") as server:
         results: dict[str, list] = {}
         started = threading.Barrier(3)
 
@@ -45,6 +45,11 @@ def test_sigterm_drains_then_exits_zero():
             t.join(60)
         assert server.proc.wait(60) == 0
 
+    # While the model loaded, /health said so (when the poll caught that window), then 200.
+    *loading, ready = server.startup_health
+    assert ready[0] == 200 and all(a == (503, '{"status":"starting"}') for a in loading), (
+        server.startup_health
+    )
     assert health.status_code == 503 and health.json() == {"status": "draining"}
     assert refused.status_code == 503 and refused.json()["error"]["code"] == "draining"
     for name, reason in (("short", "length"), ("long", "abort")):
@@ -55,15 +60,16 @@ def test_sigterm_drains_then_exits_zero():
 
 @pytest.mark.timeout(60)
 def test_bad_engine_config_exits_2_with_a_precise_message():
+    # The engine refuses it while loading (after uvicorn started): the server stops and says why.
     proc = subprocess.run(
-        [sys.executable, "-m", "tollgate", "serve", "--port", "0", "--max-model-len", "999999"],
+        [sys.executable, "-m", "tollgate", "serve", "--port", "0", "--block-size", "3"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
         timeout=50,
     )
     assert proc.returncode == 2
-    assert "max_model_len=999999" in proc.stderr and "--max-model-len" in proc.stderr
+    assert "block_size=3" in proc.stderr and "--block-size" in proc.stderr
 
 
 @pytest.mark.timeout(30)

@@ -49,6 +49,7 @@ class ServerHandle:
         self.env = {**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})}
         self.env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), self.env.get("PYTHONPATH")]))
         self.proc: subprocess.Popen | None = None
+        self.startup_health: list[tuple[int, str]] = []  # (status, body) of /health answers before ready
         self.port = 0
         self.url = ""
         self.api_key = self.env.get("TOLLGATE_API_KEY")
@@ -103,7 +104,9 @@ class ServerHandle:
             if self.proc.poll() is not None:
                 return False
             try:
-                if httpx.get(self.url + "/health", headers=headers, timeout=2.0).status_code == 200:
+                response = httpx.get(self.url + "/health", headers=headers, timeout=2.0)
+                self.startup_health.append((response.status_code, response.text))
+                if response.status_code == 200:
                     return True
             except httpx.HTTPError:
                 pass
