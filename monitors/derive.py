@@ -84,13 +84,23 @@ def increase(values: list[float]) -> float:
 
 
 def _series_increases(window: list[Scrape], name: str, match: Matcher) -> dict[Labels, float]:
+    """Increase of every series of `name` over the window, walking consecutive scrapes pairwise
+    (a series has an increase once it appears in two consecutive scrapes)."""
     out: dict[Labels, float] = {}
-    keys = {k for s in window for k in s.samples.get(name, {}) if match.matches(k)}
-    for key in keys:
-        values = [s.samples[name][key] for s in window if key in s.samples.get(name, {})]
-        if len(values) >= 2:
-            out[key] = increase(values)
-    return out
+    prev: dict[Labels, float] | None = None
+    for s in window:
+        cur = s.samples.get(name)
+        if cur is None:
+            continue
+        if prev is not None:
+            for key, value in cur.items():
+                before = prev.get(key)
+                if before is not None:
+                    out[key] = out.get(key, 0.0) + (value - before if value >= before else value)
+        prev = cur
+    if match is ANY or (not match.eq and not match.regex):
+        return out
+    return {k: v for k, v in out.items() if match.matches(k)}
 
 
 def rate(
