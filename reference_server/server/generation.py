@@ -50,6 +50,7 @@ class Run:
     num_output_tokens: int = 0
     times: Any = None
     last_token_time: float | None = None
+    _prefilled: bool = field(default=False, repr=False)
     _closed: bool = field(default=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -59,10 +60,10 @@ class Run:
         """The engine's outputs for this job, observed into the metrics as they come."""
         metrics = self.ctx.metrics
         async for out in self.ctx.engine.generate(self.job.request_id, self.job.prompt_ids, self.job.params):
-            if self.times is None:
+            if not self._prefilled and out.times.first_token is not None:  # the prompt was processed
+                self._prefilled = True
                 metrics.prompt_tokens.inc(out.num_prompt_tokens)
-                if out.times.first_token is not None:
-                    metrics.ttft.observe(max(0.0, out.times.first_token - out.times.arrival))
+                metrics.ttft.observe(max(0.0, out.times.first_token - out.times.arrival))
             self.times = out.times
             self.num_prompt_tokens = out.num_prompt_tokens
             self.num_output_tokens = out.num_output_tokens

@@ -1,5 +1,6 @@
 """Servers shared by the server tests: the session's default one (tests/conftest.py) and a
-guarded one with an API key, a tiny queue, a small body limit and a capture log."""
+guarded one with an API key (also on /health and /metrics), a tiny queue, a small body limit
+and a capture log."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ def guarded_server(capture_path):
         "--max-num-seqs", str(MAX_NUM_SEQS),
         "--max-body-bytes", str(MAX_BODY_BYTES),
         "--capture", str(capture_path),
+        "--protect-metrics",
         env={"TOLLGATE_API_KEY": API_KEY},
     ) as server:  # fmt: skip
         yield server

@@ -6,6 +6,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
+from reference_server.server.auth import BearerAuthMiddleware, bearer_matches
 from reference_server.server.errors import install_error_handlers
 from tests.server.conftest import API_KEY, MAX_BODY_BYTES
 
@@ -20,16 +21,29 @@ def error_of(response: httpx.Response, status: int) -> dict:
     return body["error"]
 
 
-def test_auth_required_on_v1_only(guarded_server):
-    url = guarded_server.url
+def test_auth_required_everywhere_with_protect_metrics(guarded_server):
+    url, good = guarded_server.url, {"Authorization": f"Bearer {API_KEY}"}
     err = error_of(httpx.get(url + "/v1/models"), 401)
     assert err["type"] == "authentication_error" and "Bearer" in err["message"]
     error_of(httpx.get(url + "/v1/models", headers={"Authorization": "Bearer wrong"}), 401)
     error_of(httpx.get(url + "/v1/models", headers={"Authorization": f"Basic {API_KEY}"}), 401)
     error_of(httpx.post(url + "/v1/completions", json={"prompt": "x"}), 401)
-    assert httpx.get(url + "/v1/models", headers={"Authorization": f"Bearer {API_KEY}"}).status_code == 200
-    assert httpx.get(url + "/health").status_code == 200
-    assert httpx.get(url + "/metrics").status_code == 200
+    error_of(httpx.get(url + "/health"), 401)
+    error_of(httpx.get(url + "/metrics"), 401)
+    for path in ("/v1/models", "/health", "/metrics"):
+        assert httpx.get(url + path, headers=good).status_code == 200, path
+
+
+@pytest.mark.parametrize("protect", [False, True])
+def test_which_paths_need_the_key(protect):
+    guard = BearerAuthMiddleware(app=None, api_key=API_KEY, protect_metrics=protect)
+    assert guard._protected("/v1/completions") and guard._protected("/v1/models")
+    assert guard._protected("/health") is protect and guard._protected("/metrics") is protect
+    assert not guard._protected("/openapi.json")
+    assert bearer_matches(f"Bearer {API_KEY}".encode(), API_KEY.encode())
+    assert bearer_matches(f"bearer {API_KEY}".encode(), API_KEY.encode())
+    assert not bearer_matches(f"Bearer {API_KEY}x".encode(), API_KEY.encode())
+    assert not bearer_matches(None, API_KEY.encode())
 
 
 def test_unknown_model(guarded_client):
