@@ -113,6 +113,7 @@ class Notifier:
                 self._urls[rid], self._kinds[rid] = url, kind
         self._client = httpx.Client(timeout=timeout_s)
         self._last_sent: dict[str, float] = {}
+        self._deliver_lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -150,7 +151,12 @@ class Notifier:
 
     # -- delivering ---------------------------------------------------------------------------
     def deliver_pending(self, now_fn=time.time) -> int:
-        """One pass over every receiver's queue; returns how many messages were delivered."""
+        """One pass over every receiver's queue; returns how many messages were delivered.
+        Safe to call while the background loop runs (one pass at a time per process)."""
+        with self._deliver_lock:
+            return self._deliver_pass(now_fn)
+
+    def _deliver_pass(self, now_fn) -> int:
         delivered = 0
         for rid in self._urls:
             if not self.outbox.acquire(rid):

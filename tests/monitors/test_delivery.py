@@ -128,3 +128,16 @@ def test_rejected_payload_is_marked_failed_and_does_not_block(tmp_path):
         assert [r["status"] for r in n.outbox.rows()] == ["failed", "delivered"]
         assert "no_text" in n.outbox.rows()[0]["last_error"]
         assert len(rx.messages()) == 1
+
+
+@pytest.mark.timeout(60)
+def test_manual_passes_beside_the_background_loop_send_each_message_once(tmp_path):
+    with receiver(tmp_path / "rx.jsonl", "--fail-500", "2") as rx:
+        notifier = Notifier(tmp_path / "m.db", slack_webhook=rx.url + "/x", backoff=FAST).start()
+        for alert in _alerts(4):
+            notifier.notify(alert)
+        wait_until(
+            lambda: notifier.deliver_pending() is not None and len(rx.messages()) >= 4, 30, what="4 messages"
+        )
+        notifier.close()
+        assert _order(rx.messages()) == [f"*alert number {i}*" for i in range(4)]
