@@ -20,7 +20,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from tollgate.contracts.capture import CAPTURE_SCHEMA_VERSION
 from tollgate.contracts.sketch import prompt_profile
@@ -99,7 +99,7 @@ class CaptureWriter:
         self.on_drop = on_drop
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._queue: queue.Queue = queue.Queue(maxsize=queue_size)
-        self._file = open(self.path, "ab")  # noqa: SIM115 (owned by the writer thread)
+        self._file = self._open()
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
         self._thread.start()
 
@@ -126,7 +126,18 @@ class CaptureWriter:
             if older.exists():
                 os.replace(older, self.path.with_name(f"{self.path.name}.{i + 1}"))
         os.replace(self.path, self.path.with_name(f"{self.path.name}.1"))
-        self._file = open(self.path, "ab")  # noqa: SIM115
+        self._file = self._open()
+
+    def _open(self) -> BinaryIO:
+        """Open for appending; a line left incomplete by a crash is closed off so the next stays whole."""
+        file = open(self.path, "ab")  # noqa: SIM115 (owned by the writer thread)
+        if file.tell() > 0:
+            with open(self.path, "rb") as existing:
+                existing.seek(-1, os.SEEK_END)
+                if existing.read(1) != b"\n":
+                    file.write(b"\n")
+                    file.flush()
+        return file
 
     def _run(self) -> None:
         try:

@@ -106,3 +106,13 @@ def test_rotation_by_size_keeps_every_line_whole(tmp_path):
             assert validate_capture_record(record) == []
             ids.append(record["request_id"])
     assert sorted(ids) == sorted(f"r{i}" for i in range(20))
+
+
+def test_a_line_cut_by_a_crash_does_not_swallow_the_next(tmp_path):
+    path = tmp_path / "cap.jsonl"
+    path.write_bytes(json.dumps(_record(False, request_id="whole")).encode() + b"\n" + b'{"request_id": "cut')
+    writer = CaptureWriter(path)
+    writer.submit(_record(False, request_id="after"))
+    writer.close()
+    whole, cut, after = path.read_text().splitlines()
+    assert json.loads(whole)["request_id"] == "whole" and json.loads(after)["request_id"] == "after"
