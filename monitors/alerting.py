@@ -95,9 +95,13 @@ class Alerting:
         """One evaluation over every target; returns the alerts sent (firing, resolved, repeats)."""
         now = time.time() if now is None else now
         seen: set[str] = set()
+        held: set[tuple[str, str]] = set()  # (rule, target) not computable yet: keep their alerts as they are
         changes: list[tuple[str, Instance]] = []
         for target, history in histories.items():
             for rule in self.rules.values():
+                if not rule.ready(history, last.get(target)):
+                    held.add((rule.name, target))
+                    continue
                 for group, value in rule.evaluate(history, last.get(target)).items():
                     if not rule.breached(value):
                         continue
@@ -115,6 +119,8 @@ class Alerting:
                         inst.state = "firing"
                         changes.append(("firing", inst))
         for fp in [fp for fp in self.active if fp not in seen]:
+            if (self.active[fp].rule.name, self.active[fp].labels.get("target")) in held:
+                continue
             inst = self.active.pop(fp)
             if inst.state == "firing":
                 changes.append(("resolved", inst))

@@ -116,6 +116,14 @@ class Rule:
         )
         return {g: num.get(g, 0.0) / d for g, d in den.items() if d > 0}
 
+    def ready(self, history: History, last: Scrape | None) -> bool:
+        """False while a live target's history is too short to compute the expression (just after a
+        monitor start): alert states are then held, not resolved."""
+        if self.kind == "up" or last is None or not last.up:
+            return last is not None
+        needed = 1 if self.kind in ("gauge", "drift") or (self.kind == "ratio" and self.of == "gauge") else 2
+        return len(history.window(self.window_s)) >= needed
+
     def breached(self, value: float) -> bool:
         return not math.isnan(value) and OPS[self.op](value, self.threshold)
 
