@@ -11,7 +11,6 @@ import argparse
 import logging
 import os
 import sys
-import threading
 from pathlib import Path
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -104,13 +103,12 @@ def main(argv: list[str]) -> int:
         return EXIT_USAGE
 
     import prometheus_client
-    import uvicorn
 
     from reference_server.config import EngineConfig
     from reference_server.engine import Engine
     from reference_server.errors import ConfigError
-    from reference_server.server.app import create_app
-    from reference_server.server.state import Phase, ServerContext, ServeSettings
+    from reference_server.server.serving import serve
+    from reference_server.server.state import ServerContext, ServeSettings
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -141,48 +139,8 @@ def main(argv: list[str]) -> int:
         capture_max_bytes=args.capture_max_bytes,
         drain_timeout_s=args.drain_timeout,
     )
-    server: uvicorn.Server | None = None
-
-    def on_fatal(exc: BaseException) -> None:
-        if server is not None:
-            server.should_exit = True
-
-    ctx = ServerContext(settings=settings, engine_factory=lambda: Engine(config), on_fatal=on_fatal)
-
-    class DrainingServer(uvicorn.Server):
-        """SIGTERM/SIGINT start a drain instead of an immediate stop: the server keeps listening
-        but answers 503 (health and new requests) while running requests finish; at the deadline
-        what is left is aborted (each stream ends with finish_reason "abort"), then uvicorn stops.
-        A second SIGINT stops at once."""
-
-        drainer: threading.Thread | None = None
-
-        def handle_exit(self, sig: int, frame) -> None:
-            if self.drainer is not None or ctx.phase is Phase.FAILED:
-                super().handle_exit(sig, frame)
-                return
-            ctx.begin_drain()
-            self.drainer = threading.Thread(target=self._drain, name="drain", daemon=True)
-            self.drainer.start()
-
-        def _drain(self) -> None:
-            ctx.wait_idle(args.drain_timeout)
-            if ctx.active:
-                ctx.abort_all()
-                ctx.wait_idle(5.0)
-            self.should_exit = True
-
-    server = DrainingServer(
-        uvicorn.Config(
-            create_app(ctx),
-            host=args.host,
-            port=args.port,
-            log_level=args.log_level,
-            access_log=False,
-            timeout_graceful_shutdown=5.0,
-        )
-    )
-    server.run()
+    ctx = ServerContext(settings=settings, engine_factory=lambda: Engine(config))
+    serve(ctx, args.host, args.port, args.log_level)
     if ctx.error is not None:
         code = EXIT_USAGE if isinstance(ctx.error, ConfigError) else EXIT_FAILED
         print(f"tollgate serve: {ctx.error}", file=sys.stderr)
