@@ -50,6 +50,11 @@ class EngineConfig:
         for name in ("max_num_seqs", "max_num_batched_tokens"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"{name}={getattr(self, name)}: must be a positive integer")
+        if self.max_num_batched_tokens < self.max_num_seqs:
+            raise ConfigError(
+                f"max_num_batched_tokens={self.max_num_batched_tokens} < max_num_seqs={self.max_num_seqs}: "
+                "every running sequence needs a token per step; raise --max-num-batched-tokens"
+            )
         if self.num_kv_blocks is not None and self.kv_cache_bytes is not None:
             raise ConfigError("give the KV budget once: either num_kv_blocks or kv_cache_bytes, not both")
         if self.num_kv_blocks is not None and self.num_kv_blocks <= 0:

@@ -8,6 +8,7 @@ callback from the loop thread; generate() bridges them into asyncio.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,8 @@ from reference_server.sampling import SamplingParams
 from reference_server.scheduler import Scheduler
 from reference_server.sequence import Sequence
 from reference_server.tokenizer import ByteTokenizer, load_tokenizer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -285,7 +288,12 @@ class Engine:
             times=req.times,
             token_times=at,
         )
-        req.on_output(out)
+        try:
+            req.on_output(out)
+        except Exception:  # a broken consumer must not take the loop (and every other request) down
+            log.exception("output callback of request %s failed; aborting it", out.request_id)
+            if not finished:
+                self._aborts.append(out.request_id)
 
     def stats(self) -> EngineStats:
         bm = self.block_manager
@@ -308,9 +316,12 @@ class Engine:
     ) -> AsyncIterator[RequestOutput]:
         loop = asyncio.get_running_loop()
         queue: asyncio.Queue[RequestOutput] = asyncio.Queue()
-        self.add_request(
-            request_id, prompt_token_ids, params, lambda o: loop.call_soon_threadsafe(queue.put_nowait, o)
-        )
+
+        def on_output(out: RequestOutput) -> None:
+            if not loop.is_closed():  # the consumer may be gone; its abort is already queued
+                loop.call_soon_threadsafe(queue.put_nowait, out)
+
+        self.add_request(request_id, prompt_token_ids, params, on_output)
         finished = False
         try:
             while not finished:

@@ -125,19 +125,21 @@ def random_state_dict(args: ModelArgs, seed: int) -> dict[str, torch.Tensor]:
     return sd
 
 
-def export_checkpoint(preset: str, out_dir: Path, seed: int = 0) -> Path:
-    """Write a preset as an HF checkpoint directory (config.json + model.safetensors), e.g. for transformers."""
+def write_checkpoint(cfg: dict[str, Any], out_dir: Path, seed: int = 0) -> Path:
+    """Write an HF-layout checkpoint directory (config.json + model.safetensors) with seeded random weights."""
     from safetensors.torch import save_file
 
-    cfg = preset_config(preset)
-    args = args_from_config(cfg, f"preset {preset}")
+    args = args_from_config(cfg, "config")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "config.json").write_text(json.dumps(cfg, indent=2))
-    save_file(
-        {k: v.contiguous() for k, v in random_state_dict(args, seed).items()},
-        str(out_dir / "model.safetensors"),
-    )
+    weights = {k: v.contiguous() for k, v in random_state_dict(args, seed).items()}
+    save_file(weights, str(out_dir / "model.safetensors"))
     return out_dir
+
+
+def export_checkpoint(preset: str, out_dir: Path, seed: int = 0) -> Path:
+    """A preset as a checkpoint directory, e.g. to load the very same weights into transformers."""
+    return write_checkpoint(preset_config(preset), out_dir, seed)
 
 
 def read_checkpoint(model_dir: Path) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
@@ -179,7 +181,7 @@ def build_model(
             raise ConfigError(f"{where}: weight '{name}' missing from the safetensors files")
         return sd[name]
 
-    with torch.device("meta"):
+    with torch.device(device):
         model = LlamaModel(args)
     ours: dict[str, torch.Tensor] = {
         "embed.weight": take("embed_tokens.weight"),
@@ -212,7 +214,6 @@ def build_model(
             raise ConfigError(
                 f"{where}: weight for '{k}' has shape {tuple(v.shape)}, config.json implies {tuple(expected[k])}"
             )
-    model = model.to_empty(device=device)
     result = model.load_state_dict({k: v.to(dtype) for k, v in ours.items()}, strict=False)
     missing = (
         set(result.missing_keys) - {"lm_head.weight"}
