@@ -1,8 +1,8 @@
 """Capture log writer: one JSON line per finished request (tollgate/contracts/capture.py).
 
 Requests hand records to `CaptureWriter.submit`, which only puts them on a bounded queue and
-never waits: a background thread encodes, writes and flushes each line, so a slow disk never
-stalls the engine loop or the event loop. A full queue drops the record and counts it (metric
+never waits: a background thread builds the prompt profile, encodes, writes and flushes each
+line, so neither hashing long prompts nor a slow disk stalls the engine loop or the event loop. A full queue drops the record and counts it (metric
 `tollgate_capture_dropped_records_total`) rather than block serving.
 
 Each line is written with one write() call on a file opened in append mode and flushed at
@@ -103,8 +103,8 @@ class CaptureWriter:
         self._thread = threading.Thread(target=self._run, name="capture-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, record: dict[str, Any]) -> None:
-        """Queue a record for writing; never blocks."""
+    def submit(self, record: dict[str, Any] | Callable[[], dict[str, Any]]) -> None:
+        """Queue a record (or a function building it, run on the writer thread); never blocks."""
         try:
             self._queue.put_nowait(record)
         except queue.Full:
@@ -142,20 +142,20 @@ class CaptureWriter:
     def _run(self) -> None:
         try:
             while True:
-                record = self._queue.get()
-                if record is _STOP:
+                item = self._queue.get()
+                if item is _STOP:
                     return
-                line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
                 try:
-                    if (
-                        self.max_bytes
-                        and self._file.tell() > 0
-                        and self._file.tell() + len(line) > self.max_bytes
-                    ):
-                        self._rotate()
-                    self._file.write(line)
-                    self._file.flush()
-                except OSError:
+                    self._write(item() if callable(item) else item)
+                except Exception:  # one bad record or a full disk must not stop the writer
                     log.exception("could not write a capture record to %s", self.path)
         finally:
             self._file.close()
+
+    def _write(self, record: dict[str, Any]) -> None:
+        line = (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+        size = self._file.tell()
+        if self.max_bytes and size > 0 and size + len(line) > self.max_bytes:
+            self._rotate()
+        self._file.write(line)
+        self._file.flush()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -100,7 +101,8 @@ class Run:
         ctx.admission.release(None if end is None else end - times.arrival)
         if ctx.capture is not None:
             ctx.capture.submit(
-                capture_record(
+                functools.partial(
+                    capture_record,
                     request_id=job.request_id,
                     endpoint=job.endpoint,
                     model=job.model,
