@@ -152,7 +152,9 @@ def prepare_chat(req: ChatCompletionRequest, engine: Any) -> Job:
         rendered = engine.tokenizer.apply_chat_template(messages)
     except Exception as exc:  # a checkpoint's jinja template may reject a conversation shape
         raise _bad(f"the chat template could not render these messages: {exc}", "messages") from exc
-    ids = engine.tokenizer.encode(rendered, add_special_tokens=False)
+    # Templates that write the BOS token themselves must not get a second one from the tokenizer.
+    add_special = "bos_token" not in (getattr(engine.tokenizer, "chat_template", None) or "")
+    ids = engine.tokenizer.encode(rendered, add_special_tokens=add_special)
     max_tokens = _resolve_max_tokens(req.max_new_tokens(), len(ids), engine.max_model_len, "messages")
     text, system = text_of_messages(messages)
     return _job(req, "/v1/chat/completions", model, ids, max_tokens, text, system, len(messages))
