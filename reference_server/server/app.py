@@ -32,7 +32,12 @@ def _require_ready(ctx: ServerContext) -> None:
         raise APIError(503, "the server is shutting down and accepts no new requests", code="draining")
     if not ctx.ready:
         ctx.reject("not_ready")
-        raise APIError(503, f"the server is not ready ({ctx.phase.value}); retry shortly", code="not_ready")
+        raise APIError(
+            503,
+            f"the server is not ready ({ctx.status}); retry shortly",
+            code="not_ready",
+            headers={"Retry-After": "1"},
+        )
 
 
 def _prepare(ctx: ServerContext, build: Callable[[Any, Any], Job], req: Any) -> Job:
@@ -122,15 +127,13 @@ def create_fastapi_app(ctx: ServerContext) -> FastAPI:
 
     @app.get("/health")
     async def health() -> JSONResponse:
-        if ctx.ready:
-            return JSONResponse({"status": "ok"})
-        status = ctx.phase.value if ctx.phase is not Phase.READY else "engine_dead"
-        return JSONResponse({"status": status}, status_code=503)
+        status = ctx.status
+        return JSONResponse({"status": status}, status_code=200 if status == "ok" else 503)
 
     @app.get("/metrics")
     async def metrics() -> Response:
         if ctx.metrics is None:
-            raise APIError(503, f"metrics are not available yet ({ctx.phase.value})", code="not_ready")
+            raise APIError(503, f"metrics are not available yet ({ctx.status})", code="not_ready")
         return Response(generate_latest(ctx.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return app

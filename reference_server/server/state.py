@@ -61,6 +61,13 @@ class ServerContext:
     def ready(self) -> bool:
         return self.phase is Phase.READY and self.engine is not None and self.engine.is_alive()
 
+    @property
+    def status(self) -> str:
+        """What /health reports: ok, starting, draining, failed or engine_dead (the loop stopped)."""
+        if self.ready:
+            return "ok"
+        return "engine_dead" if self.phase is Phase.READY else self.phase.value
+
     def reject(self, reason: str) -> None:
         """Count a request refused before it reached the engine (no-op until metrics exist)."""
         if self.metrics is not None:
