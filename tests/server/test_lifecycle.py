@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import httpx
 import pytest
@@ -39,7 +40,10 @@ def test_sigterm_drains_then_exits_zero():
         started.wait()
         server.proc.send_signal(signal.SIGTERM)
         with httpx.Client(base_url=server.url, timeout=10) as c:
+            deadline = time.monotonic() + 10  # the signal handler runs asynchronously to this client
             health = c.get("/health")
+            while health.status_code == 200 and time.monotonic() < deadline:
+                health = c.get("/health")
             refused = c.post("/v1/completions", json={"prompt": "late", "max_tokens": 1})
         for t in threads:
             t.join(60)
