@@ -43,7 +43,7 @@ COMPONENTS = {
 }
 REQUIRED = ("server", "load")
 PHASE_SHARE = {"steady": 0.35, "shifted": 0.30, "overload": 0.35}
-OUTPUT_TOKENS = "32"
+OUTPUT_TOKENS = "8"
 OVERLOAD_FACTOR = 8.0
 
 
@@ -94,9 +94,9 @@ class Demo:
         self.root = args.out
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.folder = self.root / "demo" / stamp
-        self.result = DemoResult(self.folder)
-        self.missing = missing_components()
         self.started = time.time()
+        self.result = DemoResult(self.folder, started_at=self.started)
+        self.missing = missing_components()
         self.sup = Supervisor(self.folder / "logs")
         self.server_url = ""
         self.receiver: Child | None = None
@@ -132,7 +132,8 @@ class Demo:
     def start_server(self) -> tuple[str, str]:
         port = free_port()
         self.capture = self.folder / "capture.jsonl"
-        argv = tollgate("serve", "--port", str(port), "--capture", str(self.capture), "--max-waiting", "8")
+        limits = ("--max-num-seqs", "4", "--max-waiting", "8")  # small, so the overload phase meets 429s
+        argv = tollgate("serve", "--port", str(port), "--capture", str(self.capture), *limits)
         child = self.sup.start("server", argv)
         self.server_url = f"http://127.0.0.1:{port}"
         waited = self.sup.wait_http(child, f"{self.server_url}/health", timeout=120)
@@ -227,7 +228,8 @@ class Demo:
         return verdict, f"{phase} run against slo.toml{vs} (table in logs/{name}.out)"
 
     def split_capture(self) -> dict[str, Path]:
-        """Write the capture lines of the steady and shifted phase windows into their own files."""
+        """Write the capture lines of the steady window and of the shifted window (shifted and overload
+        phases) into their own files."""
         windows = {
             name: self.phase_windows[name] for name in ("steady", "shifted") if name in self.phase_windows
         }
@@ -252,12 +254,14 @@ class Demo:
             return "error", f"the server wrote no capture log at {self.capture}"
         verdicts, drifted = [], False
         for label, live in self.split_capture().items():
-            before = set((self.root / "drift").glob("*.json"))
+            drift_dir = self.root / "drift"
+            before = set(drift_dir.glob("*.json"))
             argv = tollgate("drift", "check", "--profile", str(self.profile), "--live", str(live))
+            argv += ["--out", str(drift_dir)]
             rc, _ = self.run(f"drift-check-{label}", argv, timeout=120)
             if rc not in (0, 1):
                 return self._fail(f"drift-check-{label}", rc)
-            new = sorted(set((self.root / "drift").glob("*.json")) - before)
+            new = sorted(set(drift_dir.glob("*.json")) - before)
             self.result.drift_reports.append((label, new[-1] if new else None))
             if new:
                 self.result.links[f"drift ({label})"] = str(new[-1])
@@ -278,9 +282,9 @@ class Demo:
             self.step("dashboard", "dashboard", self.start_dashboard)
         have_profile = self.step("drift profile", "drift", self.build_profile)
         dataset_steady, dataset_shift = "live_steady.jsonl", "live_shifted.jsonl"
-        self.step("load: steady", "load", lambda: self.load_phase("steady", dataset_steady, ["--users", "2"]))
+        self.step("load: steady", "load", lambda: self.load_phase("steady", dataset_steady, ["--users", "3"]))
         self.step(
-            "load: shifted", "load", lambda: self.load_phase("shifted", dataset_shift, ["--users", "2"])
+            "load: shifted", "load", lambda: self.load_phase("shifted", dataset_shift, ["--users", "3"])
         )
         rate = max(2.0, OVERLOAD_FACTOR * self.capacity())
         overload = ["--rate", f"{rate:.1f}", "--arrival", "poisson"]

@@ -41,6 +41,7 @@ class DemoResult:
     phases: list[tuple[str, Path | None]] = field(default_factory=list)  # (phase, run folder)
     drift_reports: list[tuple[str, Path | None]] = field(default_factory=list)
     links: dict[str, str] = field(default_factory=dict)
+    started_at: float = 0.0
     alerts: list[dict[str, Any]] = field(default_factory=list)
     slack_messages: list[str] = field(default_factory=list)
 
@@ -92,8 +93,7 @@ def store_alerts(db: Path, since: float) -> list[dict[str, Any]]:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=2.0) as conn:
             conn.row_factory = sqlite3.Row
             rows = conn.execute(
-                "SELECT ts, rule, state, severity, value, threshold, summary FROM alerts "
-                "WHERE ts >= ? ORDER BY ts",
+                "SELECT ts, rule, state, severity, value, threshold FROM alerts WHERE ts >= ? ORDER BY ts",
                 (since,),
             ).fetchall()
     except sqlite3.Error:
@@ -102,25 +102,69 @@ def store_alerts(db: Path, since: float) -> list[dict[str, Any]]:
 
 
 def receiver_messages(log: Path) -> list[str]:
-    """Non-empty lines the local Slack receiver printed (what Slack would show)."""
+    """One line per message the local Slack receiver printed: its headline and first detail line."""
     try:
         lines = log.read_text(errors="replace").splitlines()
     except OSError:
         return []
-    return [line for line in lines if line.strip()]
+    messages = []
+    for i, line in enumerate(lines):
+        if line.startswith("--- message"):
+            body = [
+                x.strip().strip("*") for x in lines[i + 1 : i + 3] if x.strip() and not x.startswith("---")
+            ]
+            messages.append(" | ".join(body))
+    return messages
+
+
+def alert_table(alerts: list[dict[str, Any]], started_at: float) -> Table:
+    """One row per rule: when it went pending, fired and resolved (seconds into the demo), peak value."""
+    rules: dict[str, dict[str, Any]] = {}
+    for a in alerts:
+        row = rules.setdefault(str(a.get("rule")), {"severity": a.get("severity"), "peak": None})
+        state = str(a.get("state"))
+        row.setdefault(state, float(a["ts"]) - started_at)
+        value = a.get("value")
+        if isinstance(value, (int, float)) and (row["peak"] is None or value > row["peak"]):
+            row["peak"] = value
+        row["threshold"] = a.get("threshold")
+    table = Table(title="Alerts (monitor store; seconds since the demo started)", title_justify="left")
+    for col in ("rule", "severity", "pending", "firing", "resolved", "peak value", "threshold"):
+        table.add_column(col)
+    for name, row in rules.items():
+        table.add_row(
+            name,
+            str(row["severity"] or "-"),
+            *(f"{row[s]:.0f}" if s in row else "-" for s in ("pending", "firing", "resolved")),
+            f"{row['peak']:.3g}" if row["peak"] is not None else "-",
+            f"{row['threshold']:.3g}" if isinstance(row.get("threshold"), (int, float)) else "-",
+        )
+    if not rules:
+        table.add_row("(none recorded)", "", "", "", "", "", "")
+    return table
 
 
 def drift_row(label: str, path: Path | None) -> list[str]:
     result = read_json(path) if path else None
     if result is None:
         return [label, "no result", "-", "-"]
-    drifted = [f["feature"] for f in result.get("features", []) if f.get("drift") is True]
-    multi = result.get("multivariate") or {}
-    verdict = "DRIFT" if result.get("drift_detected") else "no drift"
+    features = [
+        *result.get("features", []),
+        *([result["multivariate"]] if result.get("multivariate") else []),
+    ]
+    drifted = [f["feature"] for f in features if f.get("drift") is True]
+    decided = [f for f in features if f.get("status") == "decided"]
     n_live = (result.get("window") or {}).get("n_live", "-")
+    if result.get("drift_detected"):
+        verdict = "DRIFT"
+    elif decided:
+        verdict = "no drift"
+    else:
+        verdict = "undecided"
     detail = ", ".join(drifted[:6]) + (" ..." if len(drifted) > 6 else "")
-    if multi.get("drift"):
-        detail = (detail + ", " if detail else "") + f"multivariate ({multi.get('method')})"
+    if not decided and features:
+        reasons = [str(f.get("reason")) for f in features if "need" in str(f.get("reason"))] or ["?"]
+        detail = f"nothing decidable: {reasons[0]}"
     return [label, verdict, str(n_live), detail or "-"]
 
 
@@ -158,26 +202,11 @@ def print_report(result: DemoResult, console: Console) -> None:
             drift.add_row(*drift_row(label, path))
         console.print(drift)
 
-    alerts = Table(title="Alerts (monitor store)", title_justify="left")
-    for col in ("rule", "state", "severity", "value", "threshold", "summary"):
-        alerts.add_column(col)
-    for a in result.alerts:
-        value = a.get("value")
-        threshold = a.get("threshold")
-        alerts.add_row(
-            str(a.get("rule")),
-            str(a.get("state")),
-            str(a.get("severity") or "-"),
-            f"{value:.3g}" if isinstance(value, (int, float)) else "-",
-            f"{threshold:.3g}" if isinstance(threshold, (int, float)) else "-",
-            str(a.get("summary") or ""),
-        )
-    if not result.alerts:
-        alerts.add_row("(none recorded)", "", "", "", "", "")
-    console.print(alerts)
+    console.print(alert_table(result.alerts, result.started_at))
     if result.slack_messages:
-        shown = "\n".join(result.slack_messages[-20:])
-        console.print(Panel(shown, title=f"Slack (local receiver): {len(result.slack_messages)} lines"))
+        shown = "\n".join(result.slack_messages[-12:])
+        title = f"Slack, as the local receiver showed it: {len(result.slack_messages)} messages"
+        console.print(Panel(shown, title=title, title_align="left"))
 
     where = "\n".join(f"{k:<16} {v}" for k, v in result.links.items())
     console.print(Panel(where, title="Where to look"))

@@ -20,8 +20,8 @@ from pathlib import Path
 
 from tollgate.demo_data import DATA_DIR
 
-SUPPORT_SYSTEM = "You are a helpful support assistant for an online store. Answer briefly."
-REVIEW_SYSTEM = "You are a senior engineer and legal analyst. Review the material in detail."
+SUPPORT_SYSTEM = "Store support."
+REVIEW_SYSTEM = "Review code and contracts in depth."
 
 SUPPORT_SUBJECTS = ["my order", "the invoice", "my account", "the refund", "the delivery", "my subscription"]
 SUPPORT_ISSUES = [
@@ -107,9 +107,9 @@ REVIEW_ASKS = [
 
 
 def support_prompt(rng: random.Random) -> dict:
-    """A short support question (tens of words), the training distribution."""
-    parts = [f"Hello, {rng.choice(SUPPORT_SUBJECTS)} {rng.choice(SUPPORT_ISSUES)}."]
-    parts += rng.sample(SUPPORT_DETAILS, k=rng.randint(0, 2))
+    """A short support question (a dozen words), the training distribution."""
+    parts = [f"{rng.choice(SUPPORT_SUBJECTS).capitalize()} {rng.choice(SUPPORT_ISSUES)}."]
+    parts += rng.sample(SUPPORT_DETAILS, k=int(rng.random() < 0.25))
     parts.append(rng.choice(SUPPORT_ASKS))
     return {
         "messages": [
@@ -119,8 +119,8 @@ def support_prompt(rng: random.Random) -> dict:
     }
 
 
-def review_prompt(rng: random.Random, min_words: int = 60, max_words: int = 110) -> dict:
-    """A long code-and-contract review request (hundreds of words), the shifted distribution."""
+def review_prompt(rng: random.Random, min_words: int = 20, max_words: int = 36) -> dict:
+    """A longer code-and-contract review request (about 45 words), the shifted distribution."""
     n = rng.randint(min_words, max_words)
     code = " ".join(rng.choice(CODE_WORDS) for _ in range(n // 2))
     legal = " ".join(rng.choice(LEGAL_WORDS) for _ in range(n - n // 2))
