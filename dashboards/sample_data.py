@@ -170,36 +170,42 @@ def write_run(
 
 
 def write_sweep(root: Path, sweep_id: str, created_at: float) -> Path:
-    """A capacity sweep: latency stays flat until the server saturates, then climbs."""
+    """A rate sweep (point fields as `tollgate sweep` writes them): latency stays flat until the
+    server saturates, then climbs; the knee is the highest load that passed the SLO."""
     points = []
     for i, rate in enumerate(np.arange(5, 85, 5, dtype=float)):
-        load = rate / 55.0
-        achieved = 55.0 * np.tanh(load)
-        ttft_p95 = 120 + 60 * load + 4000 * max(load - 0.85, 0) ** 2
+        util = rate / 55.0
+        achieved = 55.0 * np.tanh(util)
+        ttft_p99 = 160 + 80 * util + 5000 * max(util - 0.85, 0) ** 2
+        failed = ["ttft_p99_ms"] if ttft_p99 > 500 else []
         points.append(
             {
                 "run_id": f"{sweep_id}-step{i:02d}",
+                "load": float(rate),
+                "status": "complete",
                 "offered_rate_per_s": float(rate),
                 "requests_per_s": float(achieved),
                 "output_tokens_per_s": float(achieved * 110),
-                "ttft_p95_ms": float(ttft_p95),
-                "e2e_p95_ms": float(ttft_p95 + 2200 + 30 * rate),
-                "error_rate": float(0.001 if load < 1 else 0.02 * (load - 1) * 10),
-                "meets_slo": bool(ttft_p95 <= 400),
+                "goodput_per_s": float(achieved * (0.97 if not failed else 0.6)),
+                "ttft_p99_ms": float(ttft_p99),
+                "e2e_p50_ms": float(ttft_p99 / 2 + 2000 + 10 * rate),
+                "e2e_p99_ms": float(ttft_p99 + 4200 + 30 * rate),
+                "error_rate": float(0.001 if util < 1 else 0.02 * (util - 1) * 10),
+                "client_bound": False,
+                "passed": not failed,
+                "failed_checks": failed,
             }
         )
-    knee_index = max(i for i, p in enumerate(points) if p["meets_slo"])
+    best = max((p for p in points if p["passed"]), key=lambda p: p["load"])
     sweep = {
         "schema_version": RUN_SCHEMA_VERSION,
         "sweep_id": sweep_id,
-        "mode": "open",
+        "mode": "rate",
         "points": points,
-        "knee": {
-            "index": knee_index,
-            **{k: points[knee_index][k] for k in ("offered_rate_per_s", "requests_per_s")},
-        },
-        "slo": {"ttft_p95_ms": 400.0},
+        "knee": {k: best[k] for k in ("load", "run_id", "requests_per_s", "goodput_per_s")},
+        "slo": {"path": "slo.yaml", "checks": ["ttft_p99_ms"], "goodput": {"ttft_ms": 500}},
         "created_at": created_at,
+        "stopped_because": None,
     }
     path = root / "sweeps" / sweep_id / "sweep.json"
     _write_json(path, sweep)

@@ -141,7 +141,12 @@ def duration(seconds: float | None) -> str:
     return f"{s:.0f} s"
 
 
-VERDICT_ICONS = {"pass": ":green[PASS]", "fail": ":red[FAIL]", "error": ":orange[ERROR]"}
+VERDICT_ICONS = {
+    "pass": ":green[PASS]",
+    "fail": ":red[FAIL]",
+    "invalid": ":orange[INVALID]",
+    "error": ":orange[ERROR]",
+}
 
 
 def verdict_badge(verdict: str | None) -> str:

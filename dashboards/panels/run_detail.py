@@ -127,6 +127,8 @@ def render_detail(root: Path, index: RunIndex) -> None:
 
     if gate:
         st.markdown(f"#### Gate verdict {verdict_badge(gate.get('verdict'))}")
+        if gate.get("problem"):
+            st.warning(f"Gate: {gate['problem']}")
         checks = gate.get("checks")
         if isinstance(checks, list) and checks:
             st.dataframe(pd.json_normalize(checks), hide_index=True)

@@ -12,6 +12,7 @@ from dashboards.ui import plot, style, when
 
 # sweep.json leaves the per-point field names to loadgen; these are the spellings we accept, in order.
 THROUGHPUT_KEYS = ("requests_per_s", "throughput.requests_per_s", "achieved_rate_per_s", "throughput_rps")
+PREFERRED_LATENCY = ("ttft_p95_ms", "ttft_p99_ms", "metrics.ttft_ms.p95", "e2e_p95_ms", "e2e_p99_ms")
 OFFERED_KEYS = ("offered_rate_per_s", "throughput.offered_rate_per_s", "rate_per_s", "users")
 
 
@@ -28,18 +29,21 @@ def latency_columns(points: pd.DataFrame) -> list[str]:
 
 
 def knee_index(sweep: dict[str, Any], points: pd.DataFrame, offered: str | None) -> int | None:
-    """Row of the knee: an index, a dict with `index`, or a dict naming the knee's offered rate."""
+    """Row of the knee: an index, {"index": i}, or a dict naming the knee's run_id / load / rate."""
     knee = sweep.get("knee")
     if isinstance(knee, bool) or knee is None:
         return None
     if isinstance(knee, int):
         return knee if 0 <= knee < len(points) else None
-    if isinstance(knee, dict):
-        if isinstance(knee.get("index"), int) and 0 <= knee["index"] < len(points):
-            return knee["index"]
-        if offered and knee.get(offered) is not None:
-            hits = points.index[points[offered] == knee[offered]]
-            return int(hits[0]) if len(hits) else None
+    if not isinstance(knee, dict):
+        return None
+    if isinstance(knee.get("index"), int) and 0 <= knee["index"] < len(points):
+        return knee["index"]
+    for key in ("run_id", "load", offered, "requests_per_s"):
+        if key and key in points.columns and knee.get(key) is not None:
+            hits = points.index[points[key] == knee[key]]
+            if len(hits):
+                return int(hits[0])
     return None
 
 
@@ -60,14 +64,17 @@ def render_sweeps(sweeps: dict[str, dict[str, Any]]) -> None:
         )
         st.dataframe(points, hide_index=True)
         return
-    preferred = next((c for c in ("ttft_p95_ms", "metrics.ttft_ms.p95", "e2e_p95_ms") if c in lat), lat[0])
+    preferred = next((c for c in PREFERRED_LATENCY if c in lat), lat[0])
     y = st.selectbox("Latency", lat, index=lat.index(preferred), key="sweep_y")
     st.caption(
         f"mode **{sweep.get('mode', '?')}** · {len(points)} steps · created {when(sweep.get('created_at'))}"
     )
     fig = go.Figure()
     hover = points[offered].map(lambda v: f"offered {v:g}/s") if offered else None
+    passed = next((points[c] for c in ("passed", "meets_slo") if c in points.columns), None)
+    colors = None if passed is None else ["#2ca02c" if ok else "#d62728" for ok in passed.fillna(False)]
     fig.add_scatter(
+        marker={"color": colors, "size": 9},
         x=points[x],
         y=points[y],
         mode="lines+markers",
@@ -99,6 +106,10 @@ def render_sweeps(sweeps: dict[str, dict[str, Any]]) -> None:
         fig.add_hline(y=limit, line_dash="dash", line_color="gray", annotation_text=f"SLO {limit:g} ms")
     fig.update_layout(title="Throughput vs latency")
     plot(style(fig, "achieved throughput (requests/s)", f"{y} (ms)", height=420), key="sweep_curve")
+    if passed is not None:
+        st.caption("Green steps met every SLO check, red ones failed.")
+    if sweep.get("stopped_because"):
+        st.caption(f"Stopped because {sweep['stopped_because']}.")
     if k is None:
         st.caption("No knee recorded: no step met the SLO, or the sweep stopped early.")
     else:

@@ -102,7 +102,12 @@ def test_sweep_marks_the_knee(sample_root, open_page):
     _axes_have_units(fig)
     knee = next(t for t in fig["data"] if t["name"] == "knee")
     sweep = json.loads(next((sample_root / "sweeps").glob("*/sweep.json")).read_text())
-    assert knee["x"] == [sweep["points"][sweep["knee"]["index"]]["requests_per_s"]]
+    assert knee["x"] == [sweep["knee"]["requests_per_s"]]
+    assert [p["load"] for p in sweep["points"] if p["run_id"] == sweep["knee"]["run_id"]] == [
+        sweep["knee"]["load"]
+    ]
+    steps = next(t for t in fig["data"] if t["name"] == "sweep step")
+    assert steps["marker"]["color"].count("#d62728") == sum(not p["passed"] for p in sweep["points"]) > 0
     assert at.metric[0].label == "Capacity at the knee"
 
 
