@@ -37,24 +37,25 @@ RULES = """rules:
 class Load:
     """`workers` threads sending completions back to back until stopped."""
 
-    def __init__(self, url: str, workers: int) -> None:
+    def __init__(self, url: str, workers: int, body: dict | None = None) -> None:
         self.stop_event = threading.Event()
+        self.body = body or {"prompt": "hi", "max_tokens": 4}
         self.threads = [threading.Thread(target=self._run, args=(url,), daemon=True) for _ in range(workers)]
         for t in self.threads:
             t.start()
 
     def _run(self, url: str) -> None:
-        with httpx.Client(timeout=10) as client:
+        with httpx.Client(timeout=120) as client:
             while not self.stop_event.is_set():
                 try:
-                    client.post(url + "/v1/completions", json={"prompt": "hi", "max_tokens": 4})
+                    client.post(url + "/v1/completions", json=self.body)
                 except httpx.HTTPError:
                     self.stop_event.wait(0.05)
 
     def stop(self) -> None:
         self.stop_event.set()
         for t in self.threads:
-            t.join(timeout=10)
+            t.join(timeout=120)
 
 
 def _titles(rx) -> list[str]:
@@ -116,3 +117,56 @@ def _rows(tmp_path, sql: str):
         return sqlite3.connect(tmp_path / "m.db").execute(sql).fetchone()[0] or 0
     except sqlite3.OperationalError:  # not created yet
         return 0
+
+
+REFERENCE_RULES = """rules:
+  - name: TTFTP95OverSLO
+    kind: quantile
+    metric: vllm:time_to_first_token_seconds
+    q: 0.95
+    window: 10s
+    op: ">"
+    threshold: 4
+    for: 2s
+    summary: "TTFT p95 {{ value }}s on {{ target }}"
+"""
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(300)
+def test_reference_server_load_breach_fires_once_and_resolves(tmp_path, reference_server):
+    """The same SLO story against the real reference server (slow on a shared CPU box, hence soak)."""
+    (tmp_path / "rules.yaml").write_text(REFERENCE_RULES)
+    body = {"model": "tiny", "prompt": "hello", "max_tokens": 1}
+    with receiver(tmp_path / "slack.jsonl") as rx:
+        cmd = [
+            sys.executable,
+            "-m",
+            "tollgate",
+            "monitor",
+            "--target",
+            reference_server.url,
+            "--rules",
+            str(tmp_path / "rules.yaml"),
+            "--interval",
+            "500ms",
+            "--window",
+            "10s",
+            "--store",
+            str(tmp_path / "m.db"),
+        ]
+        env = {"TOLLGATE_SLACK_WEBHOOK": rx.url + "/hook", "PATH": "/usr/bin:/bin"}
+        monitor = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        light = Load(reference_server.url, 1, body)
+        try:
+            heavy = Load(reference_server.url, 24, body)
+            wait_until(lambda: rx.messages(), 120, what="the firing message")
+            heavy.stop()
+            wait_until(lambda: len(rx.messages()) >= 2, 120, what="the resolved message")
+            titles = _titles(rx)
+        finally:
+            light.stop()
+            stop(monitor)
+    assert titles == ["[FIRING] TTFTP95OverSLO", "[RESOLVED] TTFTP95OverSLO"]
