@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import httpx
 
@@ -35,7 +35,6 @@ class MonitorConfig:
     repeat_interval_s: float = 4 * 3600
     group_by: tuple[str, ...] = ("alertname",)
     concurrency: int = 16
-    extra: dict = field(default_factory=dict)
 
 
 class Monitor:
