@@ -85,6 +85,24 @@ def main(argv: list[str]) -> int:
         group_by=tuple(g.strip() for g in args.group_by.split(",") if g.strip()),
     )  # fmt: skip
     monitor = Monitor(config, notifier.store, rules, notifier)
+    for rule in rules:
+        if rule.kind in ("rate", "quantile", "ratio") and rule.window_s < 2 * args.interval:
+            print(
+                f"tollgate monitor: warning: rule {rule.name} ({rule.source}) has window {rule.window_s:g}s, "
+                f"under two scrape intervals ({2 * args.interval:g}s); it can never be evaluated",
+                file=sys.stderr,
+            )
+    stranded = [
+        r
+        for r in notifier.outbox.rows()
+        if r["status"] in ("pending", "retrying") and r["receiver"] not in notifier.receivers
+    ]
+    if stranded:
+        print(
+            f"tollgate monitor: warning: {len(stranded)} undelivered notification(s) in {args.store} belong to "
+            "webhooks not configured now (receiver ids are hashes of their URLs)",
+            file=sys.stderr,
+        )
     receivers = ", ".join(notifier.receivers) or "none (alerts are only stored)"
     print(
         f"tollgate monitor: {len(targets)} target(s) every {args.interval:g}s, {len(rules)} rules, "

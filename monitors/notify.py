@@ -190,6 +190,7 @@ class Notifier:
         if resp.status_code == 429:
             retry_after = _retry_after(resp.headers.get("retry-after"))
             delay = retry_after if retry_after is not None else self.backoff.delay(row["attempts"] + 1)
+            log.warning("notification #%d to %s rate limited (429); retry in %.1fs", row["id"], rid, delay)
             self.outbox.mark_retry(row["id"], time.time() + delay, f"429, retry after {delay:.1f}s")
             return "retry"
         if resp.status_code >= 500 or resp.status_code in (408, 425):

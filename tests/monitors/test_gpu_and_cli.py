@@ -87,3 +87,14 @@ def test_tollgate_front_door_dispatches_to_monitor():
     out = subprocess.run([sys.executable, "-m", "tollgate", "monitor", "--help"], cwd=ROOT, capture_output=True,
                          text=True)  # fmt: skip
     assert out.returncode == 0 and "--slack-webhook" in out.stdout
+
+
+def test_monitor_warns_about_rules_it_can_never_evaluate(tmp_path):
+    rules = tmp_path / "r.yaml"
+    rules.write_text("rules:\n  - name: R\n    kind: rate\n    metric: x_total\n    window: 1s\n    op: '>'\n"
+                     "    threshold: 1\n")  # fmt: skip
+    cmd = [sys.executable, "-m", "tollgate", "monitor", "--target", "127.0.0.1:1", "--rules", str(rules),
+           "--interval", "1s", "--duration", "0s", "--store", str(tmp_path / "m.db")]  # fmt: skip
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert "rule R (" in out.stderr and "under two scrape intervals (2s)" in out.stderr
