@@ -36,11 +36,19 @@ def warn_all(messages: Iterable[str]) -> None:
         st.warning(message, icon=":material/warning:")
 
 
-def style(fig: go.Figure, x_title: str, y_title: str, height: int = 300) -> go.Figure:
-    """Axis titles (with units), a unified hover, and the legend in rows between title and plot,
-    with room made for it so it never covers the title, the toolbar or the lines."""
+def legend_rows(fig: go.Figure) -> int:
+    """Rows a horizontal legend needs in a half-width chart (~80 characters a row)."""
     names = [t.name for t in fig.data if t.showlegend is not False and t.name]
-    rows = 0 if len(names) < 2 else -(-sum(len(n) + 6 for n in names) // 80)  # ~80 characters a row
+    return 0 if len(names) < 2 else -(-sum(len(n) + 6 for n in names) // 80)
+
+
+def style(
+    fig: go.Figure, x_title: str, y_title: str, height: int = 300, rows: int | None = None
+) -> go.Figure:
+    """Axis titles (with units), a unified hover, and the legend in rows between title and plot,
+    with room made for it so it never covers the title, the toolbar or the lines. Charts side by
+    side pass the same `rows` so their plot areas line up."""
+    rows = legend_rows(fig) if rows is None else rows
     fig.update_layout(
         height=height + 20 * rows,
         margin={"l": 10, "r": 10, "t": 48 + 20 * rows, "b": 10},

@@ -113,6 +113,13 @@ def silenced(labels: dict[str, Any], active: pd.DataFrame) -> bool:
     return False
 
 
+def mark_silenced(eps: pd.DataFrame, path: str, now: float) -> pd.DataFrame:
+    """Episodes with a `silenced` column: labels matched by a silence active at `now`."""
+    sil = silences(path)
+    active = sil[(sil["starts_at"] <= now) & (sil["ends_at"] > now)]
+    return eps.assign(silenced=[silenced(labels, active) for labels in eps["labels"]])
+
+
 def _matches(matcher: tuple[str, str, str], labels: dict[str, Any]) -> bool:
     name, op, value = matcher
     have = str(labels.get(name, ""))

@@ -33,10 +33,7 @@ def history() -> None:
     if changes.empty:
         st.success("No alert has fired yet.", icon=":material/check_circle:")
         return
-    eps = alert_data.episodes(changes, now)
-    active_sil = alert_data.silences(path)
-    active_sil = active_sil[(active_sil["starts_at"] <= now) & (active_sil["ends_at"] > now)]
-    eps["silenced"] = [alert_data.silenced(lbl, active_sil) for lbl in eps["labels"]]
+    eps = alert_data.mark_silenced(alert_data.episodes(changes, now), path, now)
     counts = eps["state"].value_counts()
     c = st.columns(4)
     for col, state in zip(c, ("firing", "pending", "resolved"), strict=False):
@@ -120,7 +117,7 @@ def notifications() -> None:
         st.warning(
             f"{len(attention)} notification(s) not delivered: "
             + "; ".join(
-                f"{r.fingerprint} ({r.status}, {r.attempts} attempts): {r.last_error}"
+                f"`{r.fingerprint}` ({r.status}, {r.attempts} attempts): `{r.last_error}`"
                 for r in attention.head(3).itertuples()
             )
         )
@@ -130,7 +127,9 @@ def notifications() -> None:
         .size()
         .reset_index(name="notifications")
     )
-    fig = px.bar(daily, x="day", y="notifications", color="status", color_discrete_map=STATUS_COLORS)
+    fig = px.bar(
+        daily, x="day", y="notifications", color="status", color_discrete_map=STATUS_COLORS, barmode="stack"
+    )
     plot(style(fig, "day (UTC)", "notifications (count)", height=260), key="outbox_daily")
     table = out.assign(
         created=out["created_at"].map(when),

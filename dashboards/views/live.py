@@ -5,12 +5,23 @@ from __future__ import annotations
 import time
 
 import pandas as pd
+import plotly.graph_objects as go
 import streamlit as st
 
 from dashboards.data import store
 from dashboards.panels.live_specs import GPU_PANELS, PANELS, RANGES, REFRESH
 from dashboards.settings import max_points
-from dashboards.ui import ago, empty_state, lines, monitor_store_or_stop, plot, style, warn_all, when
+from dashboards.ui import (
+    ago,
+    empty_state,
+    legend_rows,
+    lines,
+    monitor_store_or_stop,
+    plot,
+    style,
+    warn_all,
+    when,
+)
 
 st.title("Live")
 path = monitor_store_or_stop("The live series are written by the monitors.")
@@ -32,12 +43,11 @@ span_label = c2.selectbox(
 refresh = c3.selectbox("Auto-refresh", list(REFRESH), index=2)
 
 
-def _line(frame: pd.DataFrame, title: str, y_title: str, key: str, split: str | None) -> None:
+def _line(frame: pd.DataFrame, title: str, split: str | None) -> go.Figure:
     dash = "name" if frame["name"].nunique() > 1 else None
-    fig = lines(
+    return lines(
         frame, "ts", "value", color=split or dash, dash=dash if split else None, time_x=True, title=title
     )
-    plot(style(fig, "time (UTC)", y_title, height=280), key=key)
 
 
 @st.fragment(run_every=REFRESH[refresh])
@@ -59,15 +69,21 @@ def live_panels(targets: tuple[str, ...], span: int) -> None:
         st.info(f"No samples for {', '.join(targets)} in the last {span_label}. Try a longer time range.")
         return
     split = "target" if len(targets) > 1 else None
-    cols = st.columns(2)
-    for i, (title, (labels, y_title, scale)) in enumerate(PANELS.items()):
+    figures = {}
+    for title, (labels, y_title, scale) in PANELS.items():
         frame = data[data["name"].isin(list(labels))]
-        frame = frame.assign(value=frame["value"] * scale, name=frame["name"].map(labels))
+        if not frame.empty:
+            frame = frame.assign(value=frame["value"] * scale, name=frame["name"].map(labels))
+            figures[title] = (_line(frame, title, split), y_title)
+    rows = max((legend_rows(fig) for fig, _ in figures.values()), default=0)
+    cols = st.columns(2)
+    for i, title in enumerate(PANELS):
         with cols[i % 2]:
-            if frame.empty:
+            if title not in figures:
                 st.caption(f"{title}: no samples (the target does not export it).")
-            else:
-                _line(frame, title, y_title, f"live_{i}", split)
+                continue
+            fig, y_title = figures[title]
+            plot(style(fig, "time (UTC)", y_title, height=280, rows=rows), key=f"live_{i}")
     st.subheader("GPUs")
     gpu = data[data["name"].str.startswith("gpu_")]
     if gpu.empty:

@@ -78,7 +78,11 @@ else:
             )
         changes = alert_data.state_changes(path)
         eps = alert_data.episodes(changes, time.time())
-        firing = eps[eps["state"] == "firing"] if not eps.empty else eps
+        firing = (
+            alert_data.mark_silenced(eps[eps["state"] == "firing"], path, time.time())
+            if not eps.empty
+            else eps
+        )
     except store.StoreError as exc:
         warn_all([f"{exc}. Target health and alerts are not shown; the rest of the page is."])
 st.page_link(page("live"), label="Live series", icon=":material/timeline:")
@@ -90,7 +94,8 @@ else:
     for a in firing.itertuples():
         sev = "red" if a.severity == "critical" else "orange"
         st.markdown(
-            f":{sev}[**{a.rule}**] {a.target} · {a.severity} · firing for {duration(time.time() - a.firing_at)} · {a.summary or ''}"
+            f":{sev}[**{a.rule}**] {a.target} · {a.severity} · firing for {duration(time.time() - a.firing_at)}"
+            f" · {a.summary or ''}{' · :gray[silenced]' if a.silenced else ''}"
         )
 st.page_link(page("alerts"), label="Alert history, silences, notifications", icon=":material/notifications:")
 

@@ -21,6 +21,8 @@ PAGES = {
     "": ("Overview", '[data-testid="stDataFrame"]', 1),
     "load-tests": ("Load tests", '[data-testid="stDataFrame"]', 1),
     "load-tests?run=20260102-chat-candidate": ("Load tests", ".js-plotly-plot", 4),
+    "load-tests?view=Compare": ("Load tests", ".js-plotly-plot", 1),
+    "load-tests?view=Sweeps": ("Load tests", ".js-plotly-plot", 1),
     "live": ("Live", ".js-plotly-plot", 13),
     "drift": ("Drift", ".js-plotly-plot", 2),
     "alerts": ("Alerts", ".js-plotly-plot", 2),
@@ -110,7 +112,6 @@ def test_every_page_renders_in_chromium(dashboard_url, browser):
         assert not browser.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]'), (
             f"exception on /{path}"
         )
-        name = path.split("?")[0] or "overview"
-        name += "-detail" if "run=" in path else ""
+        name = (path or "overview").replace("?run=", "-detail-").replace("?view=", "-").lower()
         browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
     assert os.path.getsize(SCREENSHOTS / "live.png") > 10_000

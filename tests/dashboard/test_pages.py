@@ -46,6 +46,7 @@ def test_overview_shows_health_alerts_and_verdicts(sample_root, open_page):
     assert cpu["request_rate"] > 0 and json.dumps(cpu["gpu_util_pct"]) == "NaN"
     text = " ".join(m.value for m in at.markdown)
     assert "TargetDown" in text and "DriftDetected" in text
+    assert text.count(":gray[silenced]") == 1  # DriftDetected is covered by the sample's active silence
     assert ":green[PASS]" in text or ":red[FAIL]" in text
     assert ":red[DRIFT]" in text
     links = [link.proto.page for link in at.get("page_link")]
