@@ -102,7 +102,15 @@ def capacity(out: Path, seconds: float, rates: list[int]) -> dict[str, Any]:
             if summary["validity"]["client_bound"]:
                 break
     valid = [s["achieved_chunks_per_s"] for s in steps if not s["client_bound"]]
-    return {"steps": steps, "max_valid_chunks_per_s": max(valid) if valid else None}
+    # CPU cost per chunk at the busiest step, and the rate that cost allows at the 90% CPU validity limit
+    busiest = max(steps, key=lambda s: s["achieved_chunks_per_s"])
+    cpu_us = (busiest["cpu_pct_mean"] or 0) / 100.0 / busiest["achieved_chunks_per_s"] * 1e6
+    return {
+        "steps": steps,
+        "max_valid_chunks_per_s": max(valid) if valid else None,
+        "cpu_us_per_chunk": cpu_us,
+        "cpu_limited_chunks_per_s": 0.9e6 / cpu_us if cpu_us else None,
+    }
 
 
 def open_loop(out: Path, seconds: float) -> dict[str, Any]:
@@ -186,6 +194,15 @@ def main(argv: list[str]) -> int:
         ]
         for s in cap["steps"]
     ]
+    rows.append(
+        [
+            "capacity: CPU us per chunk -> chunks/s at 90% CPU",
+            "-",
+            cap["cpu_us_per_chunk"],
+            cap["cpu_limited_chunks_per_s"],
+            "implied",
+        ]
+    )
     r = ol["rate"]
     rows.append(
         [

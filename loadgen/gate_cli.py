@@ -42,7 +42,8 @@ def main(argv: list[str]) -> int:
     except (SLOError, InvalidRun) as exc:
         problem = str(exc)
         print(f"tollgate gate: {problem}", file=sys.stderr)
-    print_table(checks, verdict)
+    if checks:
+        print_table(checks, verdict)
     if (run_dir / "summary.json").is_file():
         result = {
             "schema_version": RUN_SCHEMA_VERSION,

@@ -124,4 +124,6 @@ class RequestRecord:
             # extensions beyond the contract's columns
             "ttft_from_intended_ms": self.from_intended_ms(first),
             "e2e_from_intended_ms": self.from_intended_ms(self.end_perf),
+            "chunk_ms": [round((t - self.send_perf) * 1000.0, 3) for t in self.chunk_perf],  # arrival - send
+            "chunk_tokens": [-1 if t is None else t for t in self.chunk_tokens],  # -1: the chunk did not say
         }

@@ -81,6 +81,10 @@ def test_closed_loop_step_shape_run_folder_is_complete(mock, tmp_path):
     frame = pd.read_parquet(run_dir / "requests.parquet")
     assert set(REQUEST_COLUMNS) <= set(frame.columns) and len(frame) == n
     assert (frame["output_tokens"] == 8).all() and frame["ok"].all()
+    assert all(
+        len(c) == 8 and c[0] == pytest.approx(t, abs=1e-3)
+        for c, t in zip(frame["chunk_ms"], frame["ttft_ms"], strict=True)
+    )
     stats = (run_dir / "locust_stats.csv").read_text()
     assert all(f"{kind},/v1/chat/completions" in stats for kind in ("TTFT", "TPOT", "ITL"))
     assert "plotly" in (run_dir / "report.html").read_text() and (run_dir / "locust.html").stat().st_size > 0
