@@ -98,8 +98,8 @@ class Services:
         self.sup.wait_http(child, f"{url}/health", timeout=120)
         return child, url
 
-    def receiver(self, *args: str) -> tuple[Child, str, Path]:
-        port = free_port()
+    def receiver(self, *args: str, port: int | None = None) -> tuple[Child, str, Path]:
+        port = port or free_port()
         record = self.tmp / f"slack-{port}.jsonl"
         argv = [
             sys.executable,
