@@ -76,17 +76,21 @@ class Alerting:
         self._restore()
 
     def _restore(self) -> None:
-        """Resume firing alerts of a previous run (pending ones restart their `for`)."""
+        """Resume firing alerts of a previous run (pending ones restart their `for`), with when they were
+        last sent and how many reminders went out, so the next reminder gets a new dedup_key."""
         for fp, row in self.store.last_alert_states().items():
             rule = self.rules.get(row["rule"])
             if rule is None or row["state"] != "firing":
                 continue
             inst = Instance(rule, row["labels"], "firing", row["active_since"], row["value"] or 0.0)
-            key = inst.alert("firing", row["ts"]).dedup_key
+            episode = inst.alert("firing", row["ts"]).dedup_key.rsplit(":", 1)[0] + ":"
             sent = self.store.query(
-                "SELECT MAX(created_at) AS t FROM outbox WHERE dedup_key LIKE ?", (f"%{key}%",)
+                "SELECT created_at, dedup_key FROM outbox WHERE dedup_key LIKE ?", (f"%{episode}%",)
             )
-            inst.notified_at = sent[0]["t"] if sent and sent[0]["t"] is not None else None
+            if sent:
+                inst.notified_at = max(r["created_at"] for r in sent)
+                pattern = re.compile(re.escape(episode) + r"(\d+)")
+                inst.repeats = max(int(m.group(1)) for r in sent for m in pattern.finditer(r["dedup_key"]))
             self.active[fp] = inst
 
     def evaluate(

@@ -3,6 +3,8 @@ repeat, silences, grouping and a restart that resumes without re-sending."""
 
 from __future__ import annotations
 
+import time
+
 from monitors.alerting import Alerting
 from monitors.derive import History
 from monitors.notify import Notifier
@@ -111,3 +113,17 @@ def test_target_down_fires_up_rule(tmp_path):
     assert [(a.rule, a.state, a.severity) for a in sent] == [("Down", "firing", "critical")]
     sent = _run(alerting, feed, 30, 40, slow=set())
     assert [(a.rule, a.state) for a in sent] == [("Down", "resolved")]
+
+
+def test_reminders_continue_numbering_after_restart(tmp_path):
+    from monitors.store import Store
+
+    base = int(time.time())  # the outbox stamps rows with wall time: keep the synthetic clock near it
+    notifier = Notifier(tmp_path / "m.db", slack_webhook="http://127.0.0.1:9/never")
+    feed = Feed(["a"])
+    first = Alerting(RULES, notifier.store, notifier, repeat_interval_s=60)
+    assert [a.repeat for a in _run(first, feed, base, base + 95, slow={"a"})] == [0, 1]
+    again = Alerting(RULES, Store(tmp_path / "m.db"), notifier, repeat_interval_s=60)
+    assert [a.repeat for a in _run(again, feed, base + 95, base + 100, slow={"a"})] == [2]
+    assert [r["dedup_key"].rsplit(":", 1)[1] for r in notifier.outbox.rows()] == ["0", "1", "2"]
+    notifier.close()
