@@ -6,8 +6,12 @@ no reference values) is marked `undecided` with the reason, and the rest of the 
 
 from __future__ import annotations
 
+import os
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -24,7 +28,7 @@ from drift.decide import (
     default_method,
     window_p_value,
 )
-from drift.features import Features
+from drift.features import CATEGORICAL, Features
 from drift.profile import Profile
 from drift.sketches import MAX_EXACT, OOV, CategoricalSketch, NumericSketch
 from tollgate.contracts.drift_result import DRIFT_SCHEMA_VERSION, FEATURE_FIELDS
@@ -312,25 +316,26 @@ def run_check(
     ]
     warnings += [f"--method/--min-effect names '{s}', which is not a feature of the profile" for s in unknown]
     live_kinds = live.kinds()
+    jobs: list[Callable[[], list[dict[str, Any]]]] = []
     for name, ref in profile.features.items():
         spec = settings.specs.get(name, FeatureSpec())
         if name not in live.table.columns:
             kind = "numeric" if isinstance(ref, NumericSketch) else "categorical"
-            rows.append(
-                _undecided(
-                    _row(name, kind, ref.n, 0, method=spec.method),
-                    f"feature '{name}' is absent from the live data",
-                )
+            absent = _row(name, kind, ref.n, 0, method=spec.method)
+            jobs.append(
+                partial(lambda r: [r], _undecided(absent, f"feature '{name}' is absent from the live data"))
             )
             continue
-        if isinstance(ref, NumericSketch):
-            rows += check_numeric(name, ref, live.table[name], profile, spec, settings.histograms)
-        else:
-            if live_kinds.get(name) == "numeric" and name not in ("system_fingerprint", "dominant_script"):
-                warnings.append(
-                    f"feature '{name}' is categorical in the profile but numeric in the live data; compared as categories"
-                )
-            rows += check_categorical(name, ref, live.table[name], profile, spec, settings.histograms)
+        check = check_numeric if isinstance(ref, NumericSketch) else check_categorical
+        if check is check_categorical and live_kinds.get(name) == "numeric" and name not in CATEGORICAL:
+            warnings.append(
+                f"feature '{name}' is categorical in the profile but numeric in the live data; compared as categories"
+            )
+        jobs.append(partial(check, name, ref, live.table[name], profile, spec, settings.histograms))
+    # Features are independent and numpy releases the GIL in sorts and array passes: one thread per core.
+    with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
+        for feature_rows in pool.map(lambda job: job(), jobs):
+            rows += feature_rows
     warnings += [
         f"live feature '{c}' is not in the profile; ignored"
         for c in live.table.columns

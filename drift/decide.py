@@ -14,7 +14,8 @@ guessed). Tests apply at every size; the effect floor is what keeps large window
 Distance methods (`psi`, `jensenshannon`, `wasserstein`) have no p-value: they decide by threshold alone,
 as in Evidently, with Evidently's default thresholds, and do not enter the correction.
 P-values are adjusted across all tested features of one check (the multivariate test included) by
-Benjamini-Hochberg (default; under the global null its min equals Simes' test) or Bonferroni.
+Benjamini-Hochberg (default; under the global null its min equals Simes' test) or Bonferroni. An OOV-rate
+test on a window without unseen categories cannot reject; it is reported (p = 1) but left out of the family.
 """
 
 from __future__ import annotations
@@ -85,12 +86,22 @@ def adjust(p_values: list[float], correction: str) -> list[float]:
     raise ValueError(f"unknown correction '{correction}' (choose bh or bonferroni)")
 
 
+def in_family(row: dict[str, Any]) -> bool:
+    """Rows whose p-values enter the correction: decided tests that could have produced evidence
+    (an OOV-rate test on a window without unseen categories cannot reject and would only dilute it)."""
+    no_evidence = bool((row.get("details") or {}).get("no_evidence"))
+    return row["status"] == "decided" and row["p_value"] is not None and not no_evidence
+
+
 def decide(rows: list[dict[str, Any]], alpha: float, correction: str) -> bool:
     """Fill p_adjusted and drift on decided rows in place; True when any row drifted."""
-    tested = [r for r in rows if r["status"] == "decided" and r["p_value"] is not None]
+    tested = [r for r in rows if in_family(r)]
+    tested_ids = {id(r) for r in tested}
     for row, p_adj in zip(tested, adjust([r["p_value"] for r in tested], correction), strict=True):
         row["p_adjusted"] = p_adj
     for row in rows:
+        if row["status"] == "decided" and row["p_value"] is not None and id(row) not in tested_ids:
+            row["p_adjusted"] = row["p_value"]
         if row["status"] != "decided":
             row["drift"] = None
         elif row["p_value"] is None:  # distance method: threshold alone
@@ -104,5 +115,5 @@ def decide(rows: list[dict[str, Any]], alpha: float, correction: str) -> bool:
 
 def window_p_value(rows: list[dict[str, Any]]) -> float | None:
     """One p-value for "nothing drifted" in this window: the smallest BH-adjusted p (Simes' test)."""
-    ps = [r["p_value"] for r in rows if r["status"] == "decided" and r["p_value"] is not None]
+    ps = [r["p_value"] for r in rows if in_family(r)]
     return min(adjust(ps, "bh")) if ps else None

@@ -243,7 +243,7 @@ def oov_rate(ref: CategoricalSketch, k_oov: int, n_live: int) -> Outcome:
         rate,
         float(res.pvalue),
         max(0.0, rate - expected),
-        {"rate": rate, "reference_rate": expected},
+        {"rate": rate, "reference_rate": expected, "no_evidence": k_oov == 0},
     )
 
 
