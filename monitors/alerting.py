@@ -6,8 +6,9 @@ when the breach ends a firing alert is `resolved` and notified, a pending one si
 inactive. Transitions of one evaluation are grouped (by `group_by` labels and state) into one message;
 firing alerts are re-sent every `repeat_interval_s`; silenced alerts change state but are not sent.
 
-State changes are written to the `alerts` table after their notification is queued, so a monitor
-restarted at any point resumes firing alerts from the table and re-queuing is a no-op (dedup_key).
+State changes are written to the `alerts` table in the same transaction that queues their messages, so
+a monitor killed at any point restarts with both or neither, resumes its firing alerts from the table
+(reminder count included) and holds them until its fresh history can evaluate the rules again.
 """
 
 from __future__ import annotations
@@ -158,11 +159,17 @@ class Alerting:
                 inst.notified_at = now
                 self._group(groups, inst.alert("firing", now, repeat=inst.repeats))
         sent = [a for alerts in groups.values() for a in alerts]
-        if self.notifier is not None:
-            for alerts in groups.values():
-                self.notifier.notify_group(alerts)
-        for state, inst in changes:  # after queuing: a crash in between re-queues, deduplicated
-            self.store.record_alert(self._row(state, inst, now))
+        rows = [self._row(state, inst, now) for state, inst in changes]
+        if self.notifier is not None and self.notifier.store.path.resolve() == self.store.path.resolve():
+            # messages and state changes commit together: a crash keeps both or neither
+            self.notifier.notify_groups(
+                list(groups.values()), also=lambda db: [Store.insert_alert(db, r) for r in rows]
+            )
+        else:
+            if self.notifier is not None:
+                self.notifier.notify_groups(list(groups.values()))
+            for row in rows:  # after queuing: a crash in between re-queues, deduplicated
+                self.store.record_alert(row)
         return sent
 
     def _group(self, groups: dict[tuple, list[Alert]], alert: Alert) -> None:

@@ -24,8 +24,10 @@ import os
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -129,22 +131,30 @@ class Notifier:
 
     def notify_group(self, alerts: list[Alert]) -> bool:
         """Queue one message for alerts that changed state together (same rule/group)."""
-        if not alerts:
-            return False
-        key = "|".join(sorted(a.dedup_key for a in alerts))
-        group_key = fingerprint({"group": key})
+        return self.notify_groups([alerts])
+
+    def notify_groups(self, groups: list[list[Alert]], also: Callable[[Any], None] | None = None) -> bool:
+        """Queue one message per group for every receiver, all in one transaction, together with
+        `also(db)` (the monitor records the alert state changes there): all of it or none survives a crash."""
+        groups = [g for g in groups if g]
         queued = False
-        for rid, kind in self._kinds.items():
-            if kind == "slack":
-                payload = slack.render(alerts, self.dashboard_url)
-            else:
-                payload = webhook.render(alerts, self.dashboard_url, group_key=group_key)
-            state = "firing" if any(a.state == "firing" for a in alerts) else "resolved"
-            fp = alerts[0].fingerprint if len(alerts) == 1 else group_key
-            queued |= self.outbox.enqueue(rid, fp, state, f"{rid}:{key}", payload)
-        if not self._kinds:
+        with self.store.tx() as db:
+            for alerts in groups:
+                key = "|".join(sorted(a.dedup_key for a in alerts))
+                group_key = fingerprint({"group": key})
+                state = "firing" if any(a.state == "firing" for a in alerts) else "resolved"
+                fp = alerts[0].fingerprint if len(alerts) == 1 else group_key
+                for rid, kind in self._kinds.items():
+                    if kind == "slack":
+                        payload = slack.render(alerts, self.dashboard_url)
+                    else:
+                        payload = webhook.render(alerts, self.dashboard_url, group_key=group_key)
+                    queued |= self.outbox.enqueue(rid, fp, state, f"{rid}:{key}", payload, db)
+            if also is not None:
+                also(db)
+        if groups and not self._kinds:
             log.warning(
-                "alert %s %s: no Slack or webhook receiver configured", alerts[0].rule, alerts[0].state
+                "alert %s %s: no Slack or webhook receiver configured", groups[0][0].rule, groups[0][0].state
             )
         self._wake.set()
         return queued
@@ -172,7 +182,8 @@ class Notifier:
                 if outcome == "retry":
                     break
                 delivered += outcome == "delivered"
-                self.outbox.acquire(rid)
+                if not self.outbox.acquire(rid):  # lease lost (we stalled): the new holder goes on
+                    break
         return delivered
 
     def _send(self, rid: str, row: dict) -> str:

@@ -26,16 +26,21 @@ class Outbox:
         self.store = store
         self.owner = uuid.uuid4().hex
 
-    def enqueue(self, receiver: str, fingerprint: str, state: str, dedup_key: str, payload: dict) -> bool:
-        """Queue one notification; False when this dedup_key was queued before (idempotent)."""
+    def enqueue(
+        self, receiver: str, fingerprint: str, state: str, dedup_key: str, payload: dict, db: Any = None
+    ) -> bool:
+        """Queue one notification; False when this dedup_key was queued before (idempotent).
+        With `db`, the row is written inside the caller's transaction."""
+        if db is None:
+            with self.store.tx() as own:
+                return self.enqueue(receiver, fingerprint, state, dedup_key, payload, own)
         now = time.time()
-        with self.store.tx() as db:
-            cur = db.execute(
-                "INSERT OR IGNORE INTO outbox (created_at, receiver, fingerprint, state, dedup_key, payload,"
-                " status, attempts, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
-                (now, receiver, fingerprint, state, dedup_key, json.dumps(payload), now),
-            )
-            return cur.rowcount == 1
+        cur = db.execute(
+            "INSERT OR IGNORE INTO outbox (created_at, receiver, fingerprint, state, dedup_key, payload,"
+            " status, attempts, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?)",
+            (now, receiver, fingerprint, state, dedup_key, json.dumps(payload), now),
+        )
+        return cur.rowcount == 1
 
     def acquire(self, receiver: str, now: float | None = None) -> bool:
         """Take or renew the delivery lease for `receiver`; False while another live process holds it."""

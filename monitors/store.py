@@ -34,6 +34,12 @@ class Tier:
 DEFAULT_TIERS = (Tier(0, 2 * 3600), Tier(60, 2 * 86400), Tier(600, 14 * 86400), Tier(3600, 90 * 86400))
 
 
+ALERT_COLUMNS = (
+    *("ts", "fingerprint", "rule", "state", "severity", "labels", "value", "threshold", "active_since"),
+    *("summary", "description"),
+)
+
+
 def labels_json(labels: dict[str, str] | None) -> str:
     return json.dumps(labels or {}, sort_keys=True, separators=(",", ":"))
 
@@ -208,24 +214,15 @@ class Store:
 
     # -- alerts and silences ----------------------------------------------------------------
     def record_alert(self, row: dict[str, Any]) -> None:
-        cols = [
-            "ts",
-            "fingerprint",
-            "rule",
-            "state",
-            "severity",
-            "labels",
-            "value",
-            "threshold",
-            "active_since",
-            "summary",
-            "description",
-        ]
-        values = [labels_json(row[c]) if c == "labels" else row.get(c) for c in cols]
         with self.tx() as db:
-            db.execute(
-                f"INSERT INTO alerts ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", values
-            )
+            self.insert_alert(db, row)
+
+    @staticmethod
+    def insert_alert(db: sqlite3.Connection, row: dict[str, Any]) -> None:
+        """Insert one alert state change inside the caller's transaction."""
+        cols = ALERT_COLUMNS
+        values = [labels_json(row[c]) if c == "labels" else row.get(c) for c in cols]
+        db.execute(f"INSERT INTO alerts ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})", values)
 
     def alert_history(
         self, start: float = 0.0, end: float | None = None, rule: str | None = None
