@@ -95,6 +95,7 @@ def test_slo_breach_fires_once_resolves_once_and_target_down(tmp_path):
             titles = _titles(rx)
             monitor.terminate()
             output = monitor.communicate(timeout=20)[0]
+            assert monitor.returncode == 0, output  # SIGTERM is a clean stop
     finally:
         stop(server)
         if monitor is not None:
