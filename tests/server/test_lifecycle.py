@@ -19,7 +19,7 @@ from tests.support.servers import REPO_ROOT, start_reference_server
 def test_sigterm_drains_then_exits_zero():
     # One request finishes inside the drain window; one cannot finish before the deadline and is aborted.
     # The deadline leaves a loaded CPU time for 2 tokens and stays far below 2000 tokens' worth.
-    with start_reference_server("--drain-timeout", "5") as server:
+    with start_reference_server("--drain-timeout", "5", "--served-model-name", "my-model") as server:
         results: dict[str, list] = {}
         started = threading.Barrier(3)
 
@@ -61,6 +61,7 @@ def test_sigterm_drains_then_exits_zero():
         events = results[name]
         assert events[-1] == "[DONE]", name
         assert events[-2]["choices"][0]["finish_reason"] == reason, name
+        assert {e["model"] for e in events[:-1]} == {"my-model"}
 
 
 @pytest.mark.timeout(60)
