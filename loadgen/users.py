@@ -17,6 +17,7 @@ from typing import Any
 import gevent
 from locust import FastHttpUser, constant, task
 
+from loadgen import rxtime
 from loadgen.sse import SSEParser, StreamError, parse_chunk
 from loadgen.timeline import RequestRecord
 
@@ -146,38 +147,66 @@ def _error_message(resp: Any) -> str:
 
 
 def read_stream(resp: Any, record: RequestRecord) -> None:
-    """Read SSE lines as they arrive, stamping each content chunk with its arrival time."""
-    raw = resp._response  # geventhttpclient response: readline() returns as soon as a line is in
+    """Read SSE events as they arrive, stamping each content chunk with its arrival time."""
     parser = SSEParser()
-    done = finished = False
-    last_completion_tokens = 0
-    while not done:
-        line = raw.readline(b"\n")
-        now = time.perf_counter()
-        events = parser.feed(line) if line else parser.finish()
-        for _, data in events:
-            chunk = parse_chunk(data)
-            record.end_perf = now
-            if chunk.done:
-                done = True
-                break
-            if chunk.usage:
-                record.prompt_tokens = chunk.usage.get("prompt_tokens", record.prompt_tokens)
-                record.usage_output_tokens = chunk.usage.get("completion_tokens", record.usage_output_tokens)
-            if chunk.text:
-                record.chunk_perf.append(now)
-                tokens = None
-                if chunk.usage and isinstance(chunk.usage.get("completion_tokens"), int):
-                    tokens = chunk.usage["completion_tokens"] - last_completion_tokens
-                    last_completion_tokens = chunk.usage["completion_tokens"]
-                record.chunk_tokens.append(tokens)
-            finished = finished or chunk.finish_reason is not None
-        if not line:
-            break
-    if not done and not finished:
+    state = {"done": False, "finished": False, "last_tokens": 0}
+    for data, arrived in _body_pieces(resp._response):  # read to the end of the body, so the
+        for _, event in parser.feed(data) if data else parser.finish():  # connection can be reused
+            if not state["done"]:
+                _on_event(event, arrived, record, state)
+    if not state["finished"]:
         raise StreamError("stream truncated (ended before [DONE])")
     if not record.chunk_perf:
         raise StreamError("stream carried no content")
+
+
+def _body_pieces(raw: Any):
+    """(decoded body bytes, arrival perf time) as they come off the socket; b"" at the end.
+
+    geventhttpclient parses the HTTP framing (`feed` decodes chunked encoding into `_body_buffer`);
+    we only do the socket reads, with kernel receive timestamps where available (loadgen.rxtime).
+    Without them, readline() returns each line as soon as it is in and we stamp it on return."""
+    sock = getattr(raw, "_sock", None)
+    if sock is None or not hasattr(raw, "_body_buffer") or not rxtime.enable(sock):
+        while line := raw.readline(b"\n"):
+            yield line, time.perf_counter()
+        yield b"", time.perf_counter()
+        return
+    if raw._body_buffer:  # body bytes that came in with the headers
+        yield bytes(raw._body_buffer), time.perf_counter()
+        del raw._body_buffer[:]
+    while not raw.message_complete:
+        try:
+            data, arrived = rxtime.recv(sock, 65536)
+            raw.feed(data)
+        except BaseException:
+            raw.release()
+            raise
+        if raw._body_buffer:
+            yield bytes(raw._body_buffer), arrived
+            del raw._body_buffer[:]
+        if not data:
+            break
+    yield b"", time.perf_counter()
+
+
+def _on_event(event: str, arrived: float, record: RequestRecord, state: dict[str, Any]) -> None:
+    chunk = parse_chunk(event)
+    record.end_perf = arrived
+    if chunk.done:
+        state["done"] = state["finished"] = True
+        return
+    if chunk.usage:
+        record.prompt_tokens = chunk.usage.get("prompt_tokens", record.prompt_tokens)
+        record.usage_output_tokens = chunk.usage.get("completion_tokens", record.usage_output_tokens)
+    if chunk.text:
+        record.chunk_perf.append(arrived)
+        tokens = None
+        if chunk.usage and isinstance(chunk.usage.get("completion_tokens"), int):
+            tokens = chunk.usage["completion_tokens"] - state["last_tokens"]
+            state["last_tokens"] = chunk.usage["completion_tokens"]
+        record.chunk_tokens.append(tokens)
+    state["finished"] = state["finished"] or chunk.finish_reason is not None
 
 
 def read_body(resp: Any, record: RequestRecord) -> None:
