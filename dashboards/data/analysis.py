@@ -15,6 +15,7 @@ from scipy import stats
 
 from dashboards.data.runs import load_requests
 
+MIN_BIN_S = 5.0  # timeline bins: finer is mostly sampling noise at tens of requests per second
 LATENCY_COLUMNS = {
     "ttft_ms": "TTFT",
     "tpot_ms": "TPOT",
@@ -68,7 +69,7 @@ def timeline(path: str, mtime: float, points: int | None) -> pd.DataFrame:
         return pd.DataFrame()
     t0, t1 = send.min(), end.max()
     span = max(t1 - t0, 1.0)
-    n_bins = int(min(span, points)) if points else int(np.ceil(span))
+    n_bins = int(min(span / MIN_BIN_S, points)) if points else int(np.ceil(span))
     edges = np.linspace(t0, t1, max(n_bins, 1) + 1)
     width = edges[1] - edges[0]
     tokens = (

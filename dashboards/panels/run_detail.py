@@ -82,9 +82,9 @@ def render_detail(root: Path, index: RunIndex) -> None:
     cols = st.columns(6)
     cols[0].metric("Completed", f"{s['requests']['completed']:,}")
     cols[1].metric("Failed", f"{s['requests']['failed']:,}")
-    cols[2].metric("Throughput", f"{s['throughput']['requests_per_s']:.2f} req/s")
-    cols[3].metric("Output tokens", f"{s['throughput']['output_tokens_per_s']:.0f} tok/s")
-    cols[4].metric("Goodput", f"{goodput:.2f} req/s" if isinstance(goodput, (int, float)) else "n/a")
+    cols[2].metric("Throughput (req/s)", f"{s['throughput']['requests_per_s']:.2f}")
+    cols[3].metric("Output (tokens/s)", f"{s['throughput']['output_tokens_per_s']:.0f}")
+    cols[4].metric("Goodput (req/s)", f"{goodput:.2f}" if isinstance(goodput, (int, float)) else "n/a")
     cols[5].metric("Gate", (gate or {}).get("verdict", "not gated").upper())
 
     flags = {k: v for k, v in (s.get("validity") or {}).items() if isinstance(v, bool)}
@@ -160,22 +160,26 @@ def _per_request_plots(source: tuple[str, float]) -> None:
     tl = timeline(*source, points)
     if tl.empty:
         return
-    left, right = st.columns(2)
-    with left:
-        fig = go.Figure()
-        for col, name in (("completed_per_s", "completed"), ("errors_per_s", "failed")):
-            fig.add_scatter(x=tl["elapsed_s"], y=tl[col], name=name, mode="lines")
-        fig.add_scatter(
-            x=tl["elapsed_s"], y=tl["output_tokens_per_s"], name="output tokens/s", yaxis="y2", mode="lines"
-        )
-        fig.update_layout(
-            yaxis2={"title": "output tokens/s", "overlaying": "y", "side": "right", "showgrid": False}
-        )
-        fig.update_layout(title="Throughput over time")
-        plot(style(fig, "time since start (s)", "requests/s"), key="throughput")
-    with right:
+    panels = (
+        (
+            "Throughput over time",
+            "requests/s",
+            (("completed_per_s", "completed", "#1f77b4"), ("errors_per_s", "failed", "#d62728")),
+        ),
+        (
+            "Output tokens over time",
+            "output tokens/s",
+            (("output_tokens_per_s", "output tokens", "#2ca02c"),),
+        ),
+        ("Concurrency", "requests in flight (count)", (("in_flight", "in flight", "#9467bd"),)),
+    )
+    for column, (title, y_title, series) in zip(st.columns(3), panels, strict=True):
         fig = go.Figure(
-            go.Scatter(x=tl["elapsed_s"], y=tl["in_flight"], fill="tozeroy", mode="lines", name="in flight")
+            [
+                go.Scatter(x=tl["elapsed_s"], y=tl[c], name=n, mode="lines", line={"color": k})
+                for c, n, k in series
+            ]
         )
-        fig.update_layout(title="Concurrency over time")
-        plot(style(fig, "time since start (s)", "requests in flight (count)"), key="concurrency")
+        fig.update_layout(title=title)
+        with column:
+            plot(style(fig, "time since start (s)", y_title, rows=1), key=title)

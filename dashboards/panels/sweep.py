@@ -28,6 +28,12 @@ def latency_columns(points: pd.DataFrame) -> list[str]:
     ]
 
 
+def latency_label(column: str) -> str:
+    """'ttft_p99_ms' or 'metrics.ttft_ms.p99' -> 'TTFT p99'."""
+    words = column.removeprefix("metrics.").replace("_ms", "").replace(".", " ").replace("_", " ").split()
+    return " ".join(w.upper() if w in ("ttft", "e2e", "tpot", "itl") else w for w in words)
+
+
 def knee_index(sweep: dict[str, Any], points: pd.DataFrame, offered: str | None) -> int | None:
     """Row of the knee: an index, {"index": i}, or a dict naming the knee's run_id / load / rate."""
     knee = sweep.get("knee")
@@ -105,7 +111,10 @@ def render_sweeps(sweeps: dict[str, dict[str, Any]]) -> None:
     if isinstance(limit, (int, float)):
         fig.add_hline(y=limit, line_dash="dash", line_color="gray", annotation_text=f"SLO {limit:g} ms")
     fig.update_layout(title="Throughput vs latency")
-    plot(style(fig, "achieved throughput (requests/s)", f"{y} (ms)", height=420), key="sweep_curve")
+    plot(
+        style(fig, "achieved throughput (requests/s)", f"{latency_label(y)} (ms)", height=420),
+        key="sweep_curve",
+    )
     if passed is not None:
         st.caption("Green steps met every SLO check, red ones failed.")
     if sweep.get("stopped_because"):

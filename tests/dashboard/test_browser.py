@@ -20,7 +20,7 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "reports" / "screenshots"
 PAGES = {
     "": ("Overview", '[data-testid="stDataFrame"]', 1),
     "load-tests": ("Load tests", '[data-testid="stDataFrame"]', 1),
-    "load-tests?run=20260102-chat-candidate": ("Load tests", ".js-plotly-plot", 4),
+    "load-tests?run=20260102-chat-candidate": ("Load tests", ".js-plotly-plot", 5),
     "load-tests?view=Compare": ("Load tests", ".js-plotly-plot", 1),
     "load-tests?view=Sweeps": ("Load tests", ".js-plotly-plot", 1),
     "live": ("Live", ".js-plotly-plot", 13),
@@ -100,6 +100,7 @@ def test_every_page_renders_in_chromium(dashboard_url, browser):
 
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for path, (title, selector, count) in PAGES.items():
+        started = time.monotonic()
         browser.get(f"{dashboard_url}/{path}")
         wait = WebDriverWait(browser, 45)
         wait.until(ec.visibility_of_element_located((By.XPATH, f"//h1[contains(., '{title}')]")))
@@ -114,4 +115,5 @@ def test_every_page_renders_in_chromium(dashboard_url, browser):
         )
         name = (path or "overview").replace("?run=", "-detail-").replace("?view=", "-").lower()
         browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+        print(f"/{path}: {time.monotonic() - started:.1f} s")
     assert os.path.getsize(SCREENSHOTS / "live.png") > 10_000

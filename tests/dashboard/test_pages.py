@@ -72,7 +72,7 @@ def test_run_detail_has_figures_and_values(sample_root, open_page):
     assert metrics["Completed"] == f"{summary['requests']['completed']:,}"
     assert metrics["Gate"] in ("PASS", "FAIL")
     figs = figures(at)
-    assert len(figs) == 4
+    assert len(figs) == 5
     for fig in figs:
         _axes_have_units(fig)
     cdf = figs[0]

@@ -64,7 +64,7 @@ def test_unreadable_requests_keep_the_summary(corrupt_root, open_page):
     assert not at.exception
     assert any("requests.parquet: cannot be read as parquet" in w.value for w in at.warning)
     assert at.dataframe[0].value.set_index("metric").loc["ttft_ms", "p95"] > 0
-    assert {m.label for m in at.metric} >= {"Completed", "Throughput"}
+    assert {m.label for m in at.metric} >= {"Completed", "Throughput (req/s)"}
     assert not at.get("plotly_chart")
 
 
@@ -72,7 +72,7 @@ def test_unreadable_gate_is_shown_as_such(corrupt_root, open_page):
     at = open_page(corrupt_root, "load_tests", run="20260102-chat-candidate")
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Gate"] == "UNREADABLE"
-    assert len(at.get("plotly_chart")) == 4
+    assert len(at.get("plotly_chart")) == 5
 
 
 def test_corrupt_store_warns_and_overview_still_shows_verdicts(corrupt_root, open_page):
