@@ -27,7 +27,7 @@ bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 
 soak: $(STAMP)
-	$(PY) -m pytest -m soak tests/reliability $(PYTEST_ARGS)
+	$(PY) -m pytest -m soak tests $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
