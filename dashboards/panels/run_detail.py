@@ -162,12 +162,12 @@ def _per_request_plots(source: tuple[str, float]) -> None:
         return
     panels = (
         (
-            "Throughput over time",
+            "Throughput",
             "requests/s",
             (("completed_per_s", "completed", "#1f77b4"), ("errors_per_s", "failed", "#d62728")),
         ),
         (
-            "Output tokens over time",
+            "Output tokens",
             "output tokens/s",
             (("output_tokens_per_s", "output tokens", "#2ca02c"),),
         ),
