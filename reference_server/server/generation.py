@@ -84,8 +84,8 @@ class Run:
         self._closed = True
         ctx, job = self.ctx, self.job
         ctx.active.discard(job.request_id)
-        if self.finish_reason is None:
-            self.finish_reason = "abort"
+        if self.finish_reason in (None, "error"):  # the engine may still hold it: free its blocks now
+            self.finish_reason = self.finish_reason or "abort"
             with contextlib.suppress(Exception):
                 ctx.engine.abort(job.request_id)
         times = self.times or _Times(arrival=job.arrival)
@@ -94,9 +94,12 @@ class Run:
                 times.arrival, times.first_scheduled, times.first_token, times.last_token, time.time()
             )
         num_prompt = self.num_prompt_tokens or len(job.prompt_ids)
-        ctx.metrics.finished(
-            self.finish_reason, times, num_prompt, self.num_output_tokens, job.params.max_tokens
-        )
+        if self.finish_reason == "error":  # refused or failed inside the engine: not a served request
+            ctx.reject("invalid_request")
+        else:
+            ctx.metrics.finished(
+                self.finish_reason, times, num_prompt, self.num_output_tokens, job.params.max_tokens
+            )
         end = times.finished or times.last_token
         ctx.admission.release(None if end is None else end - times.arrival)
         if ctx.capture is not None:
@@ -158,6 +161,7 @@ async def collect(run: Run, request: Request) -> dict[str, Any]:
         try:
             work.result()
         except ValueError as exc:
+            run.finish_reason = "error"
             raise _engine_error(exc) from exc
     finally:
         watcher.cancel()
@@ -183,8 +187,10 @@ async def _sse_events(run: Run) -> AsyncIterator[bytes]:
                     yield streaming.delta_chunk(job, out.text, list(out.new_token_ids), finish, first)
                     first = False
     except ValueError as exc:
+        run.finish_reason = "error"
         yield streaming.error_event(f"the engine refused the request: {exc}", 400, "invalid_value")
     except Exception:
+        run.finish_reason = "error"
         log.exception("request %s failed while streaming", job.request_id)
         yield streaming.error_event("internal server error while generating", 500, "internal_error")
     if job.include_usage:
