@@ -206,26 +206,26 @@ def build_model(
             ours[p + "mlp.down.bias"] = take(m + "down_proj.bias")
         ours[p + "input_norm.weight"] = take(f"layers.{n}.input_layernorm.weight")
         ours[p + "post_norm.weight"] = take(f"layers.{n}.post_attention_layernorm.weight")
-    if not args.tie_word_embeddings:
-        ours["lm_head.weight"] = hf_weights.get("lm_head.weight", sd.get("embed_tokens.weight"))
-    expected = {k: v.shape for k, v in model.state_dict().items()}
+    head = None if args.tie_word_embeddings else hf_weights.get("lm_head.weight")
+    ours["lm_head.weight"] = take("embed_tokens.weight") if head is None else head
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    transposed = {k for k in expected if _is_linear(k)}  # our Linear keeps weights as [in, out]
     for k, v in ours.items():
-        if k in expected and tuple(v.shape) != tuple(expected[k]):
+        want = expected[k][::-1] if k in transposed else expected[k]
+        if tuple(v.shape) != want:
             raise ConfigError(
-                f"{where}: weight for '{k}' has shape {tuple(v.shape)}, config.json implies {tuple(expected[k])}"
+                f"{where}: weight for '{k}' has shape {tuple(v.shape)}, config.json implies {want}"
             )
-    result = model.load_state_dict({k: v.to(dtype) for k, v in ours.items()}, strict=False)
-    missing = (
-        set(result.missing_keys) - {"lm_head.weight"}
-        if args.tie_word_embeddings
-        else set(result.missing_keys)
-    )
-    if missing:
-        raise ConfigError(f"{where}: weights missing for {sorted(missing)}")
-    if args.tie_word_embeddings:
-        model.lm_head.weight = model.embed.weight
+    ours = {k: (v.t() if k in transposed else v).to(dtype) for k, v in ours.items()}
+    result = model.load_state_dict(ours, strict=False)
+    if result.missing_keys:
+        raise ConfigError(f"{where}: weights missing for {sorted(result.missing_keys)}")
     model.init_rope()
     return model.eval().requires_grad_(False)
+
+
+def _is_linear(name: str) -> bool:
+    return name.endswith(".weight") and not name.endswith("norm.weight") and name != "embed.weight"
 
 
 def load_model(

@@ -57,16 +57,22 @@ class AttentionMeta:
 
 
 class Linear(nn.Module):
-    """Like nn.Linear but created uninitialised: weights always come from a checkpoint or a seed,
-    and nn.Linear's own random init costs seconds at start-up for nothing."""
+    """y = x W^T + b with W stored transposed ([in, out], contiguous) and created uninitialised.
+
+    The transposed layout makes batch-1 decode matmuls ~1.4x faster on this CPU's MKL than
+    nn.Linear's [out, in] (measured); weights always come from a checkpoint or a seed, so
+    nn.Linear's random init would only cost start-up time.
+    """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False) -> None:
         super().__init__()
-        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        self.weight = nn.Parameter(torch.empty(in_features, out_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return F.linear(x, self.weight, self.bias)
+        if self.bias is None:
+            return torch.mm(x, self.weight)
+        return torch.addmm(self.bias, x, self.weight)
 
 
 class Embedding(nn.Module):
@@ -108,11 +114,6 @@ def rope_inv_freq(args: ModelArgs) -> torch.Tensor:
     return torch.where(medium, smoothed, scaled)
 
 
-def rotate_half(x: torch.Tensor) -> torch.Tensor:
-    x1, x2 = x.chunk(2, dim=-1)
-    return torch.cat((-x2, x1), dim=-1)
-
-
 class Attention(nn.Module):
     def __init__(self, args: ModelArgs) -> None:
         super().__init__()
@@ -125,46 +126,37 @@ class Attention(nn.Module):
         self.v_cache: torch.Tensor | None = None
 
     def forward(self, x: torch.Tensor, meta: AttentionMeta) -> torch.Tensor:
-        t = x.shape[0]
-        q, k, v = self.qkv(x).split([self.q_size, self.kv_size, self.kv_size], dim=-1)
-        q = q.view(t, self.num_heads, self.head_dim)
-        k = k.view(t, self.num_kv_heads, self.head_dim)
-        v = v.view(t, self.num_kv_heads, self.head_dim)
-        cos, sin = meta.cos.unsqueeze(1), meta.sin.unsqueeze(1)
-        q = q * cos + rotate_half(q) * sin
-        k = k * cos + rotate_half(k) * sin
-        k_flat = self.k_cache.view(-1, self.num_kv_heads, self.head_dim)
-        v_flat = self.v_cache.view(-1, self.num_kv_heads, self.head_dim)
+        t, nq, nkv = x.shape[0], self.num_heads, self.num_kv_heads
+        qkv = self.qkv(x).view(t, nq + 2 * nkv, self.head_dim)
+        # rotary embedding on q and k heads at once; roll by half = cat(x2, x1), the sign lives in sin
+        qk = qkv[:, : nq + nkv]
+        qk = qk * meta.cos + qk.roll(self.head_dim // 2, dims=-1) * meta.sin
+        q, k, v = qk[:, :nq], qk[:, nq:], qkv[:, nq + nkv :]
+        k_flat = self.k_cache.view(-1, nkv, self.head_dim)
+        v_flat = self.v_cache.view(-1, nkv, self.head_dim)
         k_flat.index_copy_(0, meta.slot_mapping, k.to(k_flat.dtype))
         v_flat.index_copy_(0, meta.slot_mapping, v.to(v_flat.dtype))
         outs = []
         if meta.num_decode:
             outs.append(self._decode(q[: meta.num_decode], meta))
         for start, n, cached, block_table in meta.prefills:
-            outs.append(
-                self._prefill(
-                    q[start : start + n], k[start : start + n], v[start : start + n], cached, block_table
-                )
-            )
+            end = start + n
+            outs.append(self._prefill(q[start:end], k[start:end], v[start:end], cached, block_table))
         out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
         return self.o(out.reshape(t, self.q_size))
 
+    def _gather(self, cache: torch.Tensor, blocks: torch.Tensor) -> torch.Tensor:
+        # index_select, not cache[blocks]: advanced indexing was 10x slower here (measured, CPU)
+        return cache.index_select(0, blocks.view(-1))
+
     def _decode(self, q: torch.Tensor, meta: AttentionMeta) -> torch.Tensor:
-        b = q.shape[0]
-        k = (
-            self.k_cache[meta.decode_block_tables]
-            .view(b, -1, self.num_kv_heads, self.head_dim)
-            .transpose(1, 2)
-        )
-        v = (
-            self.v_cache[meta.decode_block_tables]
-            .view(b, -1, self.num_kv_heads, self.head_dim)
-            .transpose(1, 2)
-        )
+        b, nkv, d = q.shape[0], self.num_kv_heads, self.head_dim
+        k = self._gather(self.k_cache, meta.decode_block_tables).view(b, -1, nkv, d).transpose(1, 2)
+        v = self._gather(self.v_cache, meta.decode_block_tables).view(b, -1, nkv, d).transpose(1, 2)
         out = F.scaled_dot_product_attention(
             q.unsqueeze(2), k, v, attn_mask=meta.decode_mask, scale=self.scale, enable_gqa=True
         )
-        return out.view(b, self.num_heads, self.head_dim)
+        return out.view(b, self.num_heads, d)
 
     def _prefill(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cached: int, block_table: torch.Tensor | None
@@ -173,8 +165,8 @@ class Attention(nn.Module):
         mask = None
         if cached:
             total = cached + n
-            k = self.k_cache[block_table].view(-1, self.num_kv_heads, self.head_dim)[:total]
-            v = self.v_cache[block_table].view(-1, self.num_kv_heads, self.head_dim)[:total]
+            k = self._gather(self.k_cache, block_table).view(-1, self.num_kv_heads, self.head_dim)[:total]
+            v = self._gather(self.v_cache, block_table).view(-1, self.num_kv_heads, self.head_dim)[:total]
             key_pos = torch.arange(total, device=q.device)
             mask = key_pos.unsqueeze(0) <= (key_pos[cached:]).unsqueeze(1)
         out = F.scaled_dot_product_attention(
@@ -221,8 +213,6 @@ class LlamaModel(nn.Module):
         self.layers = nn.ModuleList(DecoderLayer(args) for _ in range(args.num_layers))
         self.norm = RMSNorm(args.hidden_size, args.rms_norm_eps)
         self.lm_head = Linear(args.hidden_size, args.vocab_size, bias=False)
-        if args.tie_word_embeddings:
-            self.lm_head.weight = self.embed.weight
         self.register_buffer("rope_cos", torch.empty(0), persistent=False)
         self.register_buffer("rope_sin", torch.empty(0), persistent=False)
 
@@ -231,9 +221,9 @@ class LlamaModel(nn.Module):
         inv_freq = rope_inv_freq(self.args).to(self.embed.weight.device)
         pos = torch.arange(self.args.max_position_embeddings, device=inv_freq.device).float()
         freqs = pos.unsqueeze(1) * inv_freq.unsqueeze(0)
-        emb = torch.cat((freqs, freqs), dim=-1)
-        self.rope_cos = emb.cos().to(self.embed.weight.dtype)
-        self.rope_sin = emb.sin().to(self.embed.weight.dtype)
+        cos, sin = freqs.cos(), freqs.sin()
+        self.rope_cos = torch.cat((cos, cos), dim=-1).to(self.embed.weight.dtype)
+        self.rope_sin = torch.cat((-sin, sin), dim=-1).to(self.embed.weight.dtype)  # sign of rotate_half
 
     def bind_kv_cache(self, k_cache: torch.Tensor, v_cache: torch.Tensor) -> None:
         """Give each layer its slice of the cache tensors ([layers, blocks, block_size, kv_heads, head_dim])."""
@@ -244,7 +234,8 @@ class LlamaModel(nn.Module):
         self, input_ids: torch.Tensor, meta: AttentionMeta, logits_index: torch.Tensor
     ) -> torch.Tensor:
         """Run the flat batch; return float32 logits of the rows in `logits_index` only."""
-        meta.cos, meta.sin = self.rope_cos[meta.positions], self.rope_sin[meta.positions]
+        meta.cos = self.rope_cos.index_select(0, meta.positions).unsqueeze(1)
+        meta.sin = self.rope_sin.index_select(0, meta.positions).unsqueeze(1)
         x = self.embed(input_ids)
         for layer in self.layers:
             x = layer(x, meta)

@@ -1,0 +1,271 @@
+"""Reference engine vs transformers generate() on the same checkpoint, side by side in one run.
+
+Same weights (a preset exported as an HF checkpoint, loaded by both), same prompts: 128 random prompt
+tokens, 128 greedy output tokens with EOS ignored (min_new_tokens for transformers).
+
+throughput  engine output tokens/s with 1, 4, 16, 32 requests in flight (submitted together to the
+            running engine loop, the way a server sees them) vs transformers one request at a time and
+            vs a static batch of the same size.
+roofline    engine decode tokens/s at concurrency 1 vs memory bandwidth / weight bytes read per step;
+            bandwidth measured here with a large tensor copy (read + write bytes / time).
+prefix      time to first token of a 1024-token prompt whose first 960 tokens are cached, vs cold.
+
+    python -m bench server [--quick] [--presets tiny,gpt2-small-size] [--threads N] [--update-readme]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from bench.common import print_table, write_result
+from reference_server.config import EngineConfig
+from reference_server.engine import Engine, RequestOutput
+from reference_server.loader import export_checkpoint
+from reference_server.sampling import SamplingParams
+
+PROMPT_LEN = 128
+OUTPUT_LEN = 128
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def memory_bandwidth(mib: int = 256, reps: int = 7) -> float:
+    """Bytes/s of a large tensor copy (bytes read + bytes written), best of a few."""
+    src = torch.ones(mib * 2**20 // 4)
+    dst = torch.empty_like(src)
+    dst.copy_(src)
+    times = []
+    for _ in range(reps):
+        start = time.perf_counter()
+        dst.copy_(src)
+        times.append(time.perf_counter() - start)
+    return 2 * src.numel() * 4 / min(times)
+
+
+def weight_bytes_per_step(engine: Engine) -> int:
+    """Bytes of weights a decode step reads: every matrix and norm; of the embedding only when it is
+    the (tied) output head, otherwise one row per token, which is negligible."""
+    model = engine.model
+    seen, total = set(), 0
+    for name, p in model.named_parameters(remove_duplicate=False):
+        if id(p) in seen or (name == "embed.weight" and not model.args.tie_word_embeddings):
+            continue
+        seen.add(id(p))
+        total += p.numel() * p.element_size()
+    return total
+
+
+def run_engine(engine: Engine, prompts: list[list[int]], params: SamplingParams) -> tuple[float, list[Any]]:
+    """Submit all prompts at once to the running loop; return wall seconds and each request's final times."""
+    done = threading.Semaphore(0)
+    finals: dict[str, RequestOutput] = {}
+
+    def on_output(out: RequestOutput) -> None:
+        if out.finished:
+            finals[out.request_id] = out
+            done.release()
+
+    start = time.perf_counter()
+    for i, prompt in enumerate(prompts):
+        engine.add_request(f"bench-{time.monotonic_ns()}-{i}", prompt, params, on_output)
+    for _ in prompts:
+        done.acquire()
+    wall = time.perf_counter() - start
+    assert all(o.num_output_tokens == params.max_tokens for o in finals.values())
+    return wall, [o.times for o in finals.values()]
+
+
+def hf_generate(hf: Any, prompts: list[list[int]], n_out: int) -> float:
+    ids = torch.tensor(prompts)
+    start = time.perf_counter()
+    with torch.inference_mode():
+        out = hf.generate(
+            ids,
+            attention_mask=torch.ones_like(ids),
+            max_new_tokens=n_out,
+            min_new_tokens=n_out,
+            do_sample=False,
+            pad_token_id=0,
+        )
+    wall = time.perf_counter() - start
+    assert out.shape[1] == ids.shape[1] + n_out
+    return wall
+
+
+def random_prompts(rng: random.Random, n: int, length: int, vocab: int) -> list[list[int]]:
+    return [[rng.randrange(vocab) for _ in range(length)] for _ in range(n)]
+
+
+def prefix_ttft(
+    engine: Engine, rng: random.Random, length: int, cached: int, reps: int
+) -> tuple[float, float]:
+    """Median TTFT (s) of a prompt whose first `cached` tokens were seen before, and of a cold one."""
+    vocab, one = engine.vocab_size, SamplingParams(max_tokens=1, temperature=0.0, ignore_eos=True)
+    hits, colds = [], []
+    for _ in range(reps):
+        shared = random_prompts(rng, 1, cached, vocab)[0]
+        warm, hit = (shared + tail for tail in random_prompts(rng, 2, length - cached, vocab))
+        cold = random_prompts(rng, 1, length, vocab)[0]
+        run_engine(engine, [warm], one)
+        (t_hit,) = run_engine(engine, [hit], one)[1]
+        assert t_hit.num_cached_prompt_tokens == cached, t_hit.num_cached_prompt_tokens
+        (t_cold,) = run_engine(engine, [cold], one)[1]
+        hits.append(t_hit.first_token - t_hit.arrival)
+        colds.append(t_cold.first_token - t_cold.arrival)
+    return statistics.median(hits), statistics.median(colds)
+
+
+def bench_preset(
+    preset: str, concs: list[int], reps: int, hf_single_reqs: int, bandwidth: float
+) -> dict[str, Any]:
+    import transformers
+
+    rng = random.Random(0)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export_checkpoint(preset, Path(tmp) / preset)
+        engine = Engine(
+            EngineConfig(model=str(path), device="cpu", max_num_seqs=max(concs), num_kv_blocks=1024, seed=0)
+        )
+        hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+    engine.start()
+    vocab = engine.vocab_size
+    params = SamplingParams(max_tokens=OUTPUT_LEN, temperature=0.0, ignore_eos=True)
+    run_engine(
+        engine, random_prompts(rng, 2, PROMPT_LEN, vocab), SamplingParams(max_tokens=8, ignore_eos=True)
+    )
+    hf_generate(hf, random_prompts(rng, 1, PROMPT_LEN, vocab), 8)
+
+    single = [
+        hf_generate(hf, random_prompts(rng, 1, PROMPT_LEN, vocab), OUTPUT_LEN) for _ in range(hf_single_reqs)
+    ]
+    hf_single_tps = OUTPUT_LEN / statistics.median(single)
+    result: dict[str, Any] = {"preset": preset, "hf_one_at_a_time_tps": hf_single_tps, "concurrency": {}}
+    decode_tps = []
+    for c in concs:
+        walls = []
+        for _ in range(reps):
+            wall, times = run_engine(engine, random_prompts(rng, c, PROMPT_LEN, vocab), params)
+            walls.append(wall)
+            if c == 1:
+                decode_tps.append((OUTPUT_LEN - 1) / (times[0].last_token - times[0].first_token))
+        row = {"engine_tps": c * OUTPUT_LEN / statistics.median(walls)}
+        if c > 1:
+            static = [
+                hf_generate(hf, random_prompts(rng, c, PROMPT_LEN, vocab), OUTPUT_LEN)
+                for _ in range(max(1, reps - 1))
+            ]
+            row["hf_static_batch_tps"] = c * OUTPUT_LEN / statistics.median(static)
+        result["concurrency"][str(c)] = row
+    wbytes = weight_bytes_per_step(engine)
+    result["roofline"] = {
+        "weight_bytes_per_step": wbytes,
+        "bandwidth_bytes_per_s": bandwidth,
+        "roofline_tps": bandwidth / wbytes,
+        "engine_decode_tps": statistics.median(decode_tps),
+    }
+    length = min(1024, engine.max_model_len - 1)
+    hit, cold = prefix_ttft(engine, rng, length, 960, reps)
+    result["prefix"] = {"prompt_tokens": length, "cached_tokens": 960, "ttft_hit_s": hit, "ttft_cold_s": cold}
+    engine.shutdown()
+    return result
+
+
+def rows_for(r: dict[str, Any]) -> list[list[Any]]:
+    p, conc, roof, pre = r["preset"], r["concurrency"], r["roofline"], r["prefix"]
+    single = r["hf_one_at_a_time_tps"]
+    rows = [
+        [
+            p,
+            "conc 1 tok/s vs transformers",
+            conc["1"]["engine_tps"],
+            single,
+            conc["1"]["engine_tps"] / single,
+            ">= 1.5",
+        ]
+    ]
+    for c in (k for k in conc if k != "1"):
+        e, s = conc[c]["engine_tps"], conc[c]["hf_static_batch_tps"]
+        rows.append([p, f"conc {c} tok/s vs static batch {c}", e, s, e / s, ">= 1.3" if c == "16" else ""])
+        if c == "32":
+            rows.append([p, "conc 32 tok/s vs one-at-a-time", e, single, e / single, ">= 6"])
+    frac = roof["engine_decode_tps"] / roof["roofline_tps"]
+    rows.append(
+        [
+            p,
+            "conc 1 decode tok/s vs roofline",
+            roof["engine_decode_tps"],
+            roof["roofline_tps"],
+            frac,
+            ">= 0.6",
+        ]
+    )
+    rows.append(
+        [
+            p,
+            f"TTFT ms, {pre['cached_tokens']}/{pre['prompt_tokens']} cached vs cold",
+            pre["ttft_hit_s"] * 1e3,
+            pre["ttft_cold_s"] * 1e3,
+            pre["ttft_hit_s"] / pre["ttft_cold_s"],
+            "<= 0.25",
+        ]
+    )
+    return rows
+
+
+def markdown(rows: list[list[Any]], header: str) -> str:
+    cols = ["preset", "metric", "engine", "baseline", "ratio", "target"]
+    lines = [header, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for row in rows:
+        lines.append("| " + " | ".join(f"{v:.3g}" if isinstance(v, float) else str(v) for v in row) + " |")
+    return "\n".join(lines)
+
+
+def update_readme(text: str) -> None:
+    start, end = "<!-- section:bench-server -->", "<!-- /section:bench-server -->"
+    body = README.read_text()
+    head, rest = body.split(start, 1)
+    _, tail = rest.split(end, 1)
+    README.write_text(f"{head}{start}\n{text}\n{end}{tail}")
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench server", description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="one repetition, tiny preset only")
+    parser.add_argument("--presets", default="tiny,gpt2-small-size")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)"
+    )
+    parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    presets = ["tiny"] if args.quick else args.presets.split(",")
+    bandwidth = memory_bandwidth()
+    results, rows = [], []
+    for preset in presets:
+        small = preset == "tiny"
+        reps = 1 if args.quick or not small else 3
+        concs = [1, 4, 16, 32]
+        results.append(
+            bench_preset(
+                preset, concs, reps, hf_single_reqs=3 if small and not args.quick else 1, bandwidth=bandwidth
+            )
+        )
+        rows += rows_for(results[-1])
+    load = os.getloadavg()[0]
+    title = f"reference engine vs transformers (CPU, {args.threads} threads, load avg {load:.1f})"
+    print_table(title, ["preset", "metric", "engine", "baseline", "ratio", "target"], rows)
+    write_result(
+        "server", {"threads": args.threads, "load_avg_1m": load, "quick": args.quick, "results": results}
+    )
+    if args.update_readme:
+        update_readme(markdown(rows, f"Reference engine (`python -m bench server`), {title}:"))
+    return 0
