@@ -5,11 +5,12 @@ A chunk's arrival stamped in user space is late by however long the generator to
 added ~4 ms to TTFT p50 at 64 streams. With SO_TIMESTAMPNS the kernel stamps each packet as it is
 received and recvmsg hands the stamp over with the bytes, so chunk times no longer depend on when
 the greenlet ran. Where the option or recvmsg is unavailable the caller falls back to user-space
-stamps (`stamp` returns None).
+stamps. TOLLGATE_USERSPACE_TIMESTAMPS=1 forces that fallback (the benchmark's baseline).
 """
 
 from __future__ import annotations
 
+import os
 import socket
 import struct
 import sys
@@ -21,6 +22,8 @@ _TIMESPEC = struct.Struct("qq")
 
 def enable(sock: socket.socket) -> bool:
     """Ask the kernel to stamp received packets on this socket; False where unsupported."""
+    if os.environ.get("TOLLGATE_USERSPACE_TIMESTAMPS") == "1":
+        return False
     if not sys.platform.startswith("linux") or not hasattr(sock, "recvmsg"):
         return False
     try:
