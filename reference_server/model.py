@@ -50,6 +50,7 @@ class AttentionMeta:
     num_decode: int  # the first num_decode tokens are single-token decodes
     decode_block_tables: torch.Tensor | None = None  # [B, max_blocks]
     decode_mask: torch.Tensor | None = None  # [B, 1, 1, max_blocks * block_size], True = attend
+    decode_len: int = 0  # when all decodes have this context length: slice instead of mask
     # one (start, length, tokens already cached before it, block table) per prefill chunk
     prefills: list[tuple[int, int, int, torch.Tensor | None]] = field(default_factory=list)
     cos: torch.Tensor | None = None  # [T, head_dim], filled by the model
@@ -91,6 +92,8 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dtype == torch.float32:  # one fused kernel; same math as below
+            return F.rms_norm(x, self.weight.shape, self.weight, self.eps)
         xf = x.float()
         xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + self.eps)
         return self.weight * xf.to(x.dtype)
@@ -153,6 +156,8 @@ class Attention(nn.Module):
         b, nkv, d = q.shape[0], self.num_kv_heads, self.head_dim
         k = self._gather(self.k_cache, meta.decode_block_tables).view(b, -1, nkv, d).transpose(1, 2)
         v = self._gather(self.v_cache, meta.decode_block_tables).view(b, -1, nkv, d).transpose(1, 2)
+        if meta.decode_mask is None:
+            k, v = k[:, :, : meta.decode_len], v[:, :, : meta.decode_len]
         out = F.scaled_dot_product_attention(
             q.unsqueeze(2), k, v, attn_mask=meta.decode_mask, scale=self.scale, enable_gqa=True
         )

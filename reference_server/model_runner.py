@@ -70,9 +70,13 @@ class ModelRunner:
             width = max(len(seq.block_table) for seq, _ in batch[:num_decode])
             tables = [seq.block_table + [0] * (width - len(seq.block_table)) for seq, _ in batch[:num_decode]]
             meta.decode_block_tables = self._tensor(tables)
-            lengths = self._tensor([seq.num_computed_tokens + 1 for seq, _ in batch[:num_decode]])
-            key_pos = torch.arange(width * bs, device=self.device)
-            meta.decode_mask = (key_pos.unsqueeze(0) < lengths.unsqueeze(1)).view(num_decode, 1, 1, -1)
+            lengths = [seq.num_computed_tokens + 1 for seq, _ in batch[:num_decode]]
+            if min(lengths) == max(lengths):
+                meta.decode_len = lengths[0]
+            else:
+                key_pos = torch.arange(width * bs, device=self.device)
+                valid = key_pos.unsqueeze(0) < self._tensor(lengths).unsqueeze(1)
+                meta.decode_mask = valid.view(num_decode, 1, 1, -1)
         return self._tensor(ids), meta, logits_rows
 
     @torch.inference_mode()
