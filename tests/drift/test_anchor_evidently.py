@@ -63,7 +63,7 @@ def _evidently(ref: pd.Series, cur: pd.Series, method: str) -> float:
 @pytest.mark.parametrize("method", ["ks", "wasserstein", "psi", "jensenshannon"])
 def test_exact_path_matches_evidently(method: str, seed: int) -> None:
     """Reference fits in the reservoir: statistics equal Evidently's to rounding."""
-    ref, cur = _datasets(3000, 800 + 300 * seed, seed)
+    ref, cur = _datasets(2000, 600 + 300 * seed, seed)
     ours = _ours(ref, cur, method, reservoir=10_000)
     for col, row in ours.items():
         expected = _evidently(ref[col], cur[col], method)
@@ -75,7 +75,7 @@ def test_exact_path_matches_evidently(method: str, seed: int) -> None:
 @pytest.mark.parametrize("method", ["ks", "wasserstein", "psi", "jensenshannon"])
 def test_sketch_path_matches_evidently(method: str, seed: int) -> None:
     """Reference larger than the reservoir: computed from the sketch, within a small tolerance."""
-    ref, cur = _datasets(40_000, 5000, seed + 10)
+    ref, cur = _datasets(20_000, 3000, seed + 10)
     ours = _ours(ref, cur, method, reservoir=1000)
     for col, row in ours.items():
         expected = _evidently(ref[col], cur[col], method)

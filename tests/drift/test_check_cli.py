@@ -25,8 +25,8 @@ def _write_jsonl(path: Path, rows: list) -> Path:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("drift")
-    _write_jsonl(d / "reference.jsonl", capture_log(3000, seed=1))
-    _write_jsonl(d / "train.jsonl", dataset(1500, seed=2))
+    _write_jsonl(d / "reference.jsonl", capture_log(2000, seed=1))
+    _write_jsonl(d / "train.jsonl", dataset(800, seed=2))
     _write_jsonl(d / "ok.jsonl", capture_log(600, seed=3))
     shifted = Mix(topics={"finance": 0.5, "medical": 0.5}, temperatures={1.0: 1.0})
     _write_jsonl(d / "drift.jsonl", capture_log(600, shifted, seed=4))
@@ -45,6 +45,8 @@ def _check(work: Path, live: str, *extra: str) -> tuple[int, dict]:
             str(work / live),
             "--out",
             str(out),
+            "--permutations",
+            "200",
             *extra,
         ]
     )

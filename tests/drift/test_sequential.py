@@ -20,7 +20,7 @@ def test_calibrator_is_a_valid_e_value() -> None:
 
 def test_false_alarms_within_the_arl_bound_and_fast_detection() -> None:
     rng = np.random.default_rng(0)
-    windows, arl = 20_000, 200
+    windows, arl = 5_000, 100
     det = SequentialDetector(arl=arl)
     alarms = sum(det.update(p) for p in rng.random(windows))
     assert alarms <= 2 * windows / arl  # bound: windows / arl expected; 2x leaves room for chance
