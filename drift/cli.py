@@ -13,12 +13,13 @@ import argparse
 import json
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from drift.check import CheckSettings, run_check, select_window
 from drift.decide import FeatureSpec, parse_overrides
-from drift.features import FeatureError, load_features
+from drift.features import FeatureError, Features, iter_feature_chunks, load_features
 from drift.profile import RESERVOIR_CAPACITY, ProfileError, build_profile, load_profile, save_profile
 from drift.report import evidently_report, print_table, write_result
 from drift.sequential import SequentialDetector
@@ -73,17 +74,20 @@ def settings_from(args: argparse.Namespace) -> CheckSettings:
     )
 
 
+def _reporting(chunks: Iterator[Features]) -> Iterator[Features]:
+    for chunk in chunks:
+        for warning in chunk.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        yield chunk
+
+
 def cmd_profile(args: argparse.Namespace) -> int:
     profile = None
     try:
         for path in args.data:
-            feats = load_features(path)
-            for w in feats.warnings:
-                print(f"warning: {w}", file=sys.stderr)
-            if len(feats) == 0:
-                print(f"error: {path}: no usable rows to profile", file=sys.stderr)
-                return EXIT_BAD_INPUT
-            part = build_profile(feats, args.reservoir, args.seed, source=str(path))
+            part = build_profile(
+                _reporting(iter_feature_chunks(path)), args.reservoir, args.seed, source=str(path)
+            )
             profile = part if profile is None else profile.merge(part, args.seed)
     except (FeatureError, ProfileError) as exc:
         print(f"error: {exc}", file=sys.stderr)

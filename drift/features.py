@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -214,7 +215,7 @@ def records_to_features(lines: Iterator[tuple[int, Any]], source: str, warnings:
 
 def _cap(warnings: list[str]) -> list[str]:
     if len(warnings) <= MAX_WARNINGS:
-        return warnings
+        return list(warnings)
     return [*warnings[:MAX_WARNINGS], f"... and {len(warnings) - MAX_WARNINGS} more problems like these"]
 
 
@@ -251,6 +252,40 @@ def _timestamps(df: pd.DataFrame) -> np.ndarray | None:
     if "timestamp" not in df.columns:
         return None
     return pd.to_numeric(df["timestamp"], errors="coerce").to_numpy(dtype=float)
+
+
+def iter_feature_chunks(path: str | Path, chunk_rows: int = 100_000) -> Iterator[Features]:
+    """Features of a file in chunks of at most `chunk_rows` rows, so profiling a large training set needs
+    memory for one chunk, not for the file."""
+    path = Path(path)
+    if not path.exists():
+        raise FeatureError(f"{path}: no such file")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
+                yield features_from_frame(batch.to_pandas())
+            return
+        if suffix in (".csv", ".tsv"):
+            yield from map(
+                features_from_frame,
+                pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", chunksize=chunk_rows),
+            )
+            return
+    except (OSError, ValueError, ImportError) as exc:
+        raise FeatureError(f"{path}: cannot read the table ({exc})") from exc
+    warnings: list[str] = []
+    lines = iter_jsonl(path, warnings)
+    while True:
+        chunk = list(islice(lines, chunk_rows))
+        if not chunk and not warnings:
+            return
+        yield records_to_features(iter(chunk), str(path), warnings)
+        warnings.clear()
+        if not chunk:
+            return
 
 
 def load_features(path: str | Path) -> Features:

@@ -95,11 +95,13 @@ def build_profile(
     rng = np.random.default_rng(seed)
     profile: Profile | None = None
     for chunk in chunks:
+        if len(chunk) == 0:
+            continue
         part = _profile_chunk(chunk, reservoir_capacity, rng, source)
         profile = part if profile is None else profile.merge(part, seed=int(rng.integers(1 << 31)))
         profile.source = source
     if profile is None:
-        raise ProfileError(f"{source or 'input'}: no rows to profile")
+        raise ProfileError(f"{source or 'input'}: no usable rows to profile (empty, or every line was skipped)")
     return profile
 
 

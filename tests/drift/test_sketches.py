@@ -75,3 +75,30 @@ def test_profile_round_trip_and_schema_errors(tmp_path) -> None:
         load_profile(path)
     with pytest.raises(ProfileError, match="no such profile"):
         load_profile(tmp_path / "missing.json")
+
+
+def test_profile_streams_files_in_chunks(tmp_path) -> None:
+    from drift.features import iter_feature_chunks, load_features
+    from drift.synthetic import capture_log
+
+    rows = capture_log(700, seed=5)
+    path = tmp_path / "capture.jsonl"
+    path.write_text(
+        "".join(json.dumps(r) + "\n" for r in rows[:350])
+        + "{oops\n"
+        + "".join(json.dumps(r) + "\n" for r in rows[350:])
+    )
+    chunks = list(iter_feature_chunks(path, chunk_rows=200))
+    assert [len(c) for c in chunks] == [200, 200, 200, 100] and sum(c.n_skipped for c in chunks) == 1
+    streamed = build_profile(iter(chunks), reservoir_capacity=100)
+    whole = build_profile(load_features(path), reservoir_capacity=100)
+    assert streamed.features["system_fingerprint"].counts == whole.features["system_fingerprint"].counts
+    assert streamed.features["max_tokens"].counts.tolist() == whole.features["max_tokens"].counts.tolist()
+    assert streamed.n_rows == whole.n_rows == 700
+    table = tmp_path / "t.csv"
+    pd.DataFrame({"x": np.arange(1000.0)}).to_csv(table, index=False)
+    assert [len(c) for c in iter_feature_chunks(table, chunk_rows=400)] == [400, 400, 200]
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("")
+    with pytest.raises(ProfileError, match="no usable rows"):
+        build_profile(iter_feature_chunks(empty))
