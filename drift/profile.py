@@ -101,7 +101,9 @@ def build_profile(
         profile = part if profile is None else profile.merge(part, seed=int(rng.integers(1 << 31)))
         profile.source = source
     if profile is None:
-        raise ProfileError(f"{source or 'input'}: no usable rows to profile (empty, or every line was skipped)")
+        raise ProfileError(
+            f"{source or 'input'}: no usable rows to profile (empty, or every line was skipped)"
+        )
     return profile
 
 
