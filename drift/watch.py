@@ -15,6 +15,7 @@ Decisions are sequential by default (drift.sequential: false alarms at most one 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -33,7 +34,7 @@ from drift.check import run_check
 from drift.cli import EXIT_BAD_INPUT, EXIT_OK, apply_sequential, parse_duration, settings_from
 from drift.features import CATEGORICAL, NUMERIC, Features, record_features
 from drift.profile import ProfileError, load_profile
-from drift.report import print_table, write_result
+from drift.report import evidently_report, print_table, write_result
 from drift.sequential import SequentialDetector
 
 
@@ -132,7 +133,11 @@ class Gauges:
     def update(self, result: dict[str, Any], detected: bool, log_e: float) -> None:
         rows = result["features"] + ([result["multivariate"]] if result["multivariate"] else [])
         for r in rows:
-            if r["status"] == "decided":
+            if r["status"] != "decided":  # no stale value for a feature this window could not decide
+                for gauge in (self.score, self.p_value):
+                    with contextlib.suppress(KeyError):
+                        gauge.remove(r["feature"])
+            else:
                 self.score.labels(r["feature"]).set(
                     r["effect_size"] if r["effect_size"] is not None else r["statistic"]
                 )
@@ -166,6 +171,12 @@ def _alert(state: str, result: dict[str, Any], source: str, since: float) -> Any
 
 
 def run_watch(args: argparse.Namespace) -> int:
+    if Path(args.live).suffix.lower() in (".csv", ".tsv", ".parquet"):
+        print(
+            f"error: {args.live}: watch tails a JSONL log (capture log or request bodies), not a table",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     try:
         settings = settings_from(args)
         profile = load_profile(args.profile)
@@ -202,6 +213,11 @@ def run_watch(args: argparse.Namespace) -> int:
                 result = apply_sequential(result, seq)
             alarm = result["drift_detected"]
             window_drift = result.get("sequential", {}).get("window_drift", alarm)
+            if args.evidently_report:  # rewritten at every check: the latest window
+                try:
+                    result["evidently_report"] = str(evidently_report(profile, live, args.evidently_report))
+                except Exception as exc:  # Evidently's own errors must not stop the watch
+                    result["warnings"].append(f"Evidently report failed: {type(exc).__name__}: {exc}")
             path = write_result(result, args.out)
             print_table(result)
             print(f"result: {path}", flush=True)
