@@ -201,7 +201,7 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> di
 
 
 def load_goodput(path: str) -> dict[str, float]:
-    from loadgen.gate import SLOError, load_slo
+    from loadgen.slo import SLOError, load_slo
 
     try:
         return load_slo(path).goodput

@@ -1,37 +1,18 @@
 """SLO gate: thresholds on a run, and regressions against a baseline run that are real, not noise.
 
-SLO file (TOML):
-
-    [goodput]                 # per-request limits (ms) that define goodput, as vLLM's --goodput
-    ttft_ms = 500
-    tpot_ms = 50
-
-    [[check]]
-    metric = "ttft_ms"        # a metrics.<name> block of summary.json ...
-    percentile = "p99"        # p50 p90 p95 p99 p999 mean
-    max = 800
-    [[check]]
-    metric = "error_rate"     # ... or error_rate, goodput, goodput_fraction, throughput.<key>
-    max = 0.01
-
-    [baseline]
-    tolerance = 0.10          # relative change allowed before a regression can fail the gate
-    confidence = 0.95
-    method = "bootstrap"      # or "mannwhitney"
-
-Against a baseline, each latency and throughput check also compares the two runs' per-request
-samples (requests.parquet; per-second completions for throughput). A regression fails only if the
-point estimate is worse than the tolerance AND it is statistically significant: the bootstrap
-confidence interval of the ratio candidate/baseline excludes 1 (scipy.stats.bootstrap, percentile
-method), or the one-sided Mann-Whitney U test has p < 1 - confidence.
+The SLO file format is in loadgen/slo.py. Against a baseline, each latency and throughput check
+also compares the two runs' per-request samples (requests.parquet; per-second completions for
+throughput). A regression fails only if the point estimate is worse than the tolerance AND it is
+statistically significant: the bootstrap confidence interval of the ratio candidate/baseline
+excludes 1 (scipy.stats.bootstrap, percentile method), or the one-sided Mann-Whitney U test has
+p < 1 - confidence.
 """
 
 from __future__ import annotations
 
 import json
 import math
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -39,151 +20,16 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from loadgen.slo import PERCENTILES, SCALAR_METRICS, SLO, Check
 from tollgate.contracts.run_folder import validate_summary
 
-try:
-    import tomllib
-except ModuleNotFoundError:  # Python 3.10
-    import tomli as tomllib
-
-PERCENTILES = {"p50": 50.0, "p90": 90.0, "p95": 95.0, "p99": 99.0, "p999": 99.9, "mean": None}
 SAMPLE_COLUMNS = {"itl_ms": "itl_mean_ms"}  # per-request column used for a metric's baseline test
-SCALAR_METRICS = ("error_rate", "goodput", "goodput_fraction")
-GOODPUT_METRICS = (
-    "ttft_ms",
-    "tpot_ms",
-    "e2e_ms",
-    "itl_mean_ms",
-    "ttft_from_intended_ms",
-    "e2e_from_intended_ms",
-)
 MAX_SAMPLES = 5000
-CHECK_HEADER = r"\[\[check\]\]"
-BASELINE_HEADER = r"\[baseline\]"
-ASSIGN = r"\s*="
 N_RESAMPLES = 1000
-
-
-class SLOError(ValueError):
-    """The SLO file is wrong; the message says file:line, what, and how to fix it."""
 
 
 class InvalidRun(ValueError):
     """The run cannot be judged (missing, failed, interrupted or client-bound)."""
-
-
-@dataclass
-class Check:
-    metric: str
-    percentile: str | None
-    max: float | None
-    min: float | None
-    line: int
-
-    @property
-    def name(self) -> str:
-        return f"{self.metric}.{self.percentile}" if self.percentile else self.metric
-
-
-@dataclass
-class SLO:
-    path: str
-    checks: list[Check] = field(default_factory=list)
-    goodput: dict[str, float] = field(default_factory=dict)
-    tolerance: float = 0.10
-    confidence: float = 0.95
-    method: str = "bootstrap"
-
-
-def _line_of(text: str, pattern: str, occurrence: int = 0) -> int:
-    lines = [i for i, line in enumerate(text.splitlines(), 1) if re.match(pattern, line.strip())]
-    return lines[occurrence] if occurrence < len(lines) else 1
-
-
-def load_slo(path: str | Path) -> SLO:
-    path = Path(path)
-    if not path.is_file():
-        raise SLOError(f"{path}: SLO file not found")
-    text = path.read_text(encoding="utf-8")
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        match = re.search(r"line (\d+)", str(exc))
-        raise SLOError(f"{path}:{match.group(1) if match else 1}: not valid TOML ({exc})") from None
-    known = {"goodput", "check", "baseline"}
-    for key in data:
-        if key not in known:
-            line = _line_of(text, r"\[*" + re.escape(key))
-            raise SLOError(f"{path}:{line}: unknown section '{key}'; use [goodput], [[check]], [baseline]")
-    slo = SLO(str(path))
-    goodput = data.get("goodput", {})
-    if not isinstance(goodput, dict):
-        raise SLOError(
-            f"{path}:{_line_of(text, 'goodput')}: 'goodput' must be a table: [goodput] ttft_ms = 500"
-        )
-    for key, value in goodput.items():
-        where = f"{path}:{_line_of(text, re.escape(key) + ASSIGN)}"
-        if key not in GOODPUT_METRICS:
-            raise SLOError(f"{where}: [goodput] key '{key}' unknown; use one of {', '.join(GOODPUT_METRICS)}")
-        if not _is_number(value) or value <= 0:
-            raise SLOError(f"{where}: [goodput] {key} must be a positive number of milliseconds")
-        slo.goodput[key] = float(value)
-    checks = data.get("check", [])
-    if not isinstance(checks, list):
-        raise SLOError(f"{path}:{_line_of(text, 'check')}: write checks as [[check]] tables")
-    for i, raw in enumerate(checks):
-        line = _line_of(text, CHECK_HEADER, i)
-        slo.checks.append(_check(raw, f"{path}:{line}", line))
-    base = data.get("baseline", {})
-    where = f"{path}:{_line_of(text, BASELINE_HEADER)}"
-    slo.tolerance = (
-        float(base.get("tolerance", slo.tolerance)) if _is_number(base.get("tolerance", 0.1)) else -1
-    )
-    slo.confidence = (
-        float(base.get("confidence", slo.confidence)) if _is_number(base.get("confidence", 0.95)) else -1
-    )
-    slo.method = str(base.get("method", slo.method))
-    if slo.tolerance < 0:
-        raise SLOError(f"{where}: [baseline] tolerance must be a number >= 0 (0.10 means 10%)")
-    if not 0.5 <= slo.confidence < 1:
-        raise SLOError(f"{where}: [baseline] confidence must be in [0.5, 1), e.g. 0.95")
-    if slo.method not in ("bootstrap", "mannwhitney"):
-        raise SLOError(f"{where}: [baseline] method must be 'bootstrap' or 'mannwhitney'")
-    if not slo.checks:
-        raise SLOError(
-            f'{path}:1: no [[check]] tables; add at least one, e.g. metric = "ttft_ms", percentile = "p99", max = 500'
-        )
-    return slo
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check(raw: Any, where: str, line: int) -> Check:
-    if not isinstance(raw, dict):
-        raise SLOError(f"{where}: a [[check]] must be a table")
-    unknown = set(raw) - {"metric", "percentile", "max", "min"}
-    if unknown:
-        raise SLOError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; a check has metric, percentile, max, min"
-        )
-    metric = raw.get("metric")
-    if not isinstance(metric, str) or not metric:
-        raise SLOError(f'{where}: check needs metric = "ttft_ms" (or error_rate, goodput, throughput.<key>)')
-    percentile = raw.get("percentile")
-    is_latency = not (metric in SCALAR_METRICS or metric.startswith("throughput."))
-    if is_latency and percentile not in PERCENTILES:
-        raise SLOError(f"{where}: metric '{metric}' needs percentile = one of {', '.join(PERCENTILES)}")
-    if not is_latency and percentile is not None:
-        raise SLOError(f"{where}: metric '{metric}' takes no percentile")
-    bounds = {k: raw.get(k) for k in ("max", "min")}
-    if all(v is None for v in bounds.values()):
-        raise SLOError(f"{where}: check on '{metric}' needs max = ... or min = ...")
-    for key, value in bounds.items():
-        if value is not None and not _is_number(value):
-            raise SLOError(f"{where}: {key} must be a number, got {value!r}")
-    return Check(metric, percentile, bounds["max"], bounds["min"], line)
 
 
 @dataclass

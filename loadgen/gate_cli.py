@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadgen.gate import InvalidRun, SLOError, evaluate, load_run, load_slo
+from loadgen.gate import InvalidRun, evaluate, load_run
 from loadgen.report import write_json_atomic
+from loadgen.slo import SLOError, load_slo
 from tollgate.contracts.run_folder import RUN_SCHEMA_VERSION
 
 EXIT_PASS, EXIT_FAIL, EXIT_INVALID = 0, 1, 2

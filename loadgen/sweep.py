@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadgen.gate import SLO, InvalidRun, Run, evaluate
+from loadgen.gate import InvalidRun, Run, evaluate
 from loadgen.report import write_json_atomic
+from loadgen.slo import SLO
 from tollgate.contracts.run_folder import RUN_SCHEMA_VERSION
 
 SATURATION = 0.9

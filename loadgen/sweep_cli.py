@@ -13,7 +13,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from loadgen import cli
-from loadgen.gate import SLOError, load_run, load_slo
+from loadgen.gate import load_run
+from loadgen.slo import SLOError, load_slo
 from loadgen.sweep import knee, point, stop_reason, write_sweep
 
 
