@@ -127,6 +127,8 @@ def build_parser() -> argparse.ArgumentParser:
     dist.add_argument("--worker", action="store_true", help="run as a worker of a remote master")
     dist.add_argument("--master-host", default="127.0.0.1")
     dist.add_argument("--master-port", type=_positive_int, default=5557)
+    p.add_argument("--web", action="store_true", help="also serve Locust's web UI while the run lasts")
+    p.add_argument("--web-port", type=_positive_int, default=8089)
     p.add_argument("--loglevel", default="WARNING")
     return p
 
@@ -229,7 +231,11 @@ def server_identity(url: str, api_key: str) -> dict[str, Any]:
 
 def locust_command(config: dict[str, Any], args: argparse.Namespace) -> list[str]:
     users = config["users"] or config["max_concurrency"]
-    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless", "--only-summary"]
+    cmd = [sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--only-summary"]
+    if args.web:  # the UI shows the run live; the coordinator closes it when the run folder is written
+        cmd += ["--autostart", "--web-host", "127.0.0.1", "--web-port", str(args.web_port)]
+    else:
+        cmd += ["--headless"]
     cmd += [
         "--host",
         config["url"],

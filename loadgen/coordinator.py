@@ -134,6 +134,8 @@ class Coordinator:
         self.write(status)
         if quit_after:
             runner.quit()
+            if getattr(self.environment, "web_ui", None) is not None:
+                self.environment.web_ui.stop()  # --web: the UI is Locust's main greenlet; let it end
 
     def on_quitting(self) -> None:
         """Locust is shutting down: let a finish in progress complete; otherwise (Ctrl-C, SIGTERM,
