@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow.parquet as pq
 import streamlit as st
 
 from tollgate.contracts.run_folder import REQUEST_COLUMNS, RUN_SCHEMA_VERSION, validate_summary
@@ -139,11 +140,11 @@ def load_requests(path: str, mtime: float) -> pd.DataFrame:
     """Per-request records; RunDataError when unreadable. Unknown extra columns are kept."""
     p = Path(path)
     try:
-        df = (
-            pd.read_parquet(p)
-            if p.suffix == ".parquet"
-            else pd.read_csv(p, keep_default_na=False, na_values=[""])
-        )
+        if p.suffix == ".parquet":  # only the contract's columns: producers may add bulky per-chunk lists
+            names = pq.read_schema(p).names
+            df = pd.read_parquet(p, columns=[c for c in names if c in REQUEST_COLUMNS] or None)
+        else:
+            df = pd.read_csv(p, keep_default_na=False, na_values=[""])
     except Exception as exc:  # pyarrow and the csv parser raise many types for a damaged file
         raise RunDataError(f"{p}: cannot be read as {p.suffix[1:]} ({type(exc).__name__}: {exc})") from exc
     missing = [c for c in ("send_s", "end_s", "ok") if c not in df.columns]

@@ -4,6 +4,7 @@ RANGES = {"15 min": 900, "1 h": 3600, "6 h": 6 * 3600, "24 h": 86400, "7 d": 7 *
 REFRESH = {"off": None, "5 s": 5, "10 s": 10, "30 s": 30, "1 min": 60}
 # panel title -> ({series name: legend label}, y-axis title with unit, multiplier from stored unit)
 PANELS = {
+    "Target up": ({"up": "up"}, "scrape ok (1) or failed (0)", 1),
     "Request rate": ({"request_rate": "requests"}, "requests/s", 1),
     "Error rate": ({"error_rate": "errors"}, "failed requests (%)", 100),
     "Tokens per second": (

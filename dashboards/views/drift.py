@@ -48,7 +48,11 @@ st.caption(
     f"window {when(window.get('start'))} to {when(window.get('end'))} · alpha {settings.get('alpha', '?')} · "
     f"correction {settings.get('correction', '?')} · skipped lines {window.get('n_skipped_lines', 0)}"
 )
-warn_all(f"Check {check_id}: {w}" for w in result.get("warnings") or [])
+check_warnings = [str(w) for w in result.get("warnings") or []]
+if check_warnings:
+    with st.expander(f"{len(check_warnings)} warning(s) from this check", icon=":material/warning:"):
+        for w in check_warnings:
+            st.markdown(f"- {w}")
 
 
 def _color_decision(value: str) -> str:

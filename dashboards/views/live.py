@@ -66,7 +66,10 @@ def live_panels(targets: tuple[str, ...], span: int) -> None:
     )
     data = store.series(path, names, targets, end - span, end, max_points())
     if data.empty:
-        st.info(f"No samples for {', '.join(targets)} in the last {span_label}. Try a longer time range.")
+        st.info(
+            f"No samples for {', '.join(targets)} in the last {span_label}. Try a longer time range, "
+            "or check on the Overview whether the targets are up."
+        )
         return
     split = "target" if len(targets) > 1 else None
     figures = {}

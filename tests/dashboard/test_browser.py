@@ -23,7 +23,7 @@ PAGES = {
     "load-tests?run=20260102-chat-candidate": ("Load tests", ".js-plotly-plot", 5),
     "load-tests?view=Compare": ("Load tests", ".js-plotly-plot", 1),
     "load-tests?view=Sweeps": ("Load tests", ".js-plotly-plot", 1),
-    "live": ("Live", ".js-plotly-plot", 13),
+    "live": ("Live", ".js-plotly-plot", 14),
     "drift": ("Drift", ".js-plotly-plot", 2),
     "alerts": ("Alerts", ".js-plotly-plot", 2),
 }

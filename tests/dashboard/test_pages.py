@@ -136,7 +136,7 @@ def test_live_cpu_host_says_no_gpu(sample_root, open_page):
     _no_exception(at)
     assert any("No GPU on these targets" in i.value for i in at.info)
     assert not any(f["layout"]["title"]["text"].startswith("GPU") for f in figures(at))
-    assert len(figures(at)) == 10
+    assert len(figures(at)) == 11
 
 
 def test_drift_page(sample_root, open_page):
