@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pandas as pd
 import pytest
 
@@ -121,6 +122,29 @@ def test_refused_connection_is_a_failed_run_with_reason(tmp_path):
     code, _, summary = load(tmp_path, *f"--url http://127.0.0.1:{free_port()} --users 1 --requests 3".split())
     assert code == 1 and summary["status"] == "failed"
     assert summary["errors"] == {"connection refused": 3}
+
+
+@pytest.mark.timeout(90)
+def test_server_killed_mid_run_is_counted_not_fatal(tmp_path):
+    with start_mock_server("--ttft-ms", "5", "--itl-ms", "20") as doomed:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tollgate", "load", "--url", doomed.url, "--users", "2", "--duration", "4s", "--out", str(tmp_path), "--output-tokens", "50"],
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 40
+        while not httpx.get(doomed.url + "/mock/truth").json()["requests"] and time.monotonic() < deadline:
+            time.sleep(0.1)
+        doomed.proc.kill()  # mid-stream: every open stream breaks, later requests are refused
+        out, _ = proc.communicate(timeout=60)
+    summary = json.loads((Path(out.strip().splitlines()[-1]) / "summary.json").read_text())
+    assert validate_summary(summary) == [] and summary["status"] in (
+        "failed",
+        "complete",
+    )  # failed: none completed
+    assert summary["requests"]["failed"] >= 2 and "connection refused" in summary["errors"]
 
 
 @pytest.mark.timeout(90)
