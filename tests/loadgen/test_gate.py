@@ -172,3 +172,12 @@ def test_bad_slo_file_exits_2_with_file_and_line(tmp_path, slo, capsys, text, me
     run = make_run(tmp_path, "ok", [100.0] * 10)
     assert gate(run, "--slo", slo(text=text)) == 2
     assert __import__("re").search(message, capsys.readouterr().err)
+
+
+def test_example_slo_file_parses():
+    from pathlib import Path
+
+    from loadgen.slo import load_slo
+
+    slo = load_slo(Path(__file__).resolve().parents[2] / "examples" / "slo.toml")
+    assert slo.goodput == {"ttft_ms": 1000.0, "tpot_ms": 100.0} and len(slo.checks) == 6
