@@ -16,6 +16,7 @@ from dashboards.redact import redact
 from dashboards.settings import data_dir
 from dashboards.ui import ago, duration, empty_state, verdict_badge, warn_all, when
 
+TREND_S, TREND_POINTS = 3600, 60  # request-rate sparkline: the last hour, one point a minute
 HEALTH = ("up", "request_rate", "ttft_p95_s", "error_rate", "kv_cache_usage", "gpu_util_pct")
 
 root = data_dir()
@@ -38,6 +39,9 @@ def health_table(path: str, targets: pd.DataFrame) -> pd.DataFrame:
     out["error_rate"] *= 100
     out["kv_cache_usage"] *= 100
     out["last_error"] = out["last_error"].map(lambda e: redact(e) if isinstance(e, str) else "")
+    end = store.data_end(path) or time.time()
+    trend = store.series(path, ("request_rate",), tuple(targets["target"]), end - TREND_S, end, TREND_POINTS)
+    out["trend"] = trend.groupby("target")["value"].apply(lambda v: v.fillna(0).round(3).tolist())
     return out.reset_index()
 
 
@@ -59,6 +63,15 @@ else:
             st.dataframe(
                 health_table(path, targets),
                 hide_index=True,
+                column_order=[
+                    "target",
+                    "up",
+                    "last_scrape",
+                    "request_rate",
+                    "trend",
+                    *HEALTH[2:],
+                    "last_error",
+                ],
                 column_config={
                     "last_scrape": "last scrape",
                     "request_rate": st.column_config.NumberColumn("request rate (req/s)", format="%.2f"),
@@ -71,6 +84,7 @@ else:
                         "GPU util (%)", format="%.0f%%", min_value=0, max_value=100
                     ),
                     "last_error": "last error",
+                    "trend": st.column_config.LineChartColumn("request rate, last hour (req/s)", y_min=0),
                 },
             )
             st.caption(

@@ -42,6 +42,8 @@ def test_overview_shows_health_alerts_and_verdicts(sample_root, open_page):
     }
     down = health.set_index("target").loc["tgi-staging:8080"]
     assert down["up"] == "DOWN" and down["last_error"] == "connection refused"
+    assert all(len(trend) >= 50 and min(trend) >= 0 for trend in health["trend"])
+    assert down["trend"][-1] == 0  # the request-rate sparkline drops while staging is down
     cpu = health.set_index("target").loc["reference-cpu:8000"]
     assert cpu["request_rate"] > 0 and json.dumps(cpu["gpu_util_pct"]) == "NaN"
     text = " ".join(m.value for m in at.markdown)

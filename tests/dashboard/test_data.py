@@ -1,0 +1,111 @@
+"""Readers and statistics behind the pages, checked against direct computations."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboards.data import analysis, store
+from dashboards.data.alerts import episodes, matchers_text
+from dashboards.redact import redact
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            "HTTP 503 from https://hooks.slack.com/services/T0/B0/abc",
+            "HTTP 503 from https://hooks.slack.com/***",
+        ),
+        ("Authorization: Bearer xoxb-123-abc", "Authorization: *** xox*-***"),
+        ("POST https://user:pw@example.com/hook?token=abc failed", "POST https://example.com/*** failed"),
+        ("api_key=s3cr3t, retry", "api_key=***, retry"),
+        ("http://127.0.0.1:8000", "http://127.0.0.1:8000"),
+        ("slack-oncall", "slack-oncall"),
+    ],
+)
+def test_redact_masks_secrets_and_keeps_the_rest(text, expected):
+    assert redact(text) == expected
+
+
+def test_pick_tier_takes_the_coarsest_tier_with_enough_points():
+    assert store.pick_tier([0, 60, 600], 7 * 86400, 400) == 600
+    assert store.pick_tier([0, 60, 600], 86400, 400) == 60
+    assert store.pick_tier([0, 60, 600], 3600, 400) == 0
+    assert store.pick_tier([5, 60], 600, 400) == 5  # nothing fine enough: the finest
+    assert store.pick_tier([0, 60, 600], 7 * 86400, None) == 0  # baseline: raw
+    assert store.pick_tier([], 3600, 400) is None
+
+
+def test_bucketed_series_keeps_the_mean_and_bounds_the_points(sample_root):
+    path = str(sample_root / "monitor.db")
+    end = store.data_end(path)
+    assert store.tiers(path, "request_rate") == [0, 60, 600]
+    targets = tuple(store.targets(path)["target"])
+    raw = store.series(path, ("request_rate",), targets, end - 6 * 3600, end, None)
+    fast = store.series(path, ("request_rate",), targets, end - 6 * 3600, end, 400)
+    assert fast.groupby("target").size().max() <= 400
+    assert len(raw) > 4 * len(fast)
+    for target in targets:
+        assert fast[fast.target == target]["value"].mean() == pytest.approx(
+            raw[raw.target == target]["value"].mean(), rel=0.02
+        )
+
+
+def test_cdf_points_are_exact_quantiles(sample_root):
+    path = sample_root / "runs/20260102-chat-candidate/requests.parquet"
+    cdf = analysis.latency_cdf(str(path), path.stat().st_mtime, 400)
+    ttft = cdf[cdf.metric == "TTFT"]
+    assert len(ttft) <= 400 and ttft["fraction"].is_monotonic_increasing
+    values = pd.read_parquet(path)["ttft_ms"].dropna().to_numpy()
+    at95 = ttft.iloc[(ttft["fraction"] - 0.95).abs().argmin()]
+    assert at95["latency_ms"] == pytest.approx(np.quantile(values, at95["fraction"]))
+
+
+def test_cliffs_delta_matches_pairwise_definition():
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(0, 1, 60), rng.normal(0.5, 1, 50)
+    from scipy.stats import mannwhitneyu
+
+    u = mannwhitneyu(b, a, alternative="two-sided").statistic
+    pairwise = np.mean(np.sign(b[:, None] - a[None, :]))
+    assert analysis.cliffs_delta(u, b.size, a.size) == pytest.approx(pairwise)
+
+
+def test_episodes_follow_state_changes():
+    changes = pd.DataFrame(
+        [
+            (1, 100.0, "fp", "R", "pending", "warning", '{"target": "t"}', 2.0, 1.0, 100.0, "s"),
+            (2, 160.0, "fp", "R", "firing", "warning", '{"target": "t"}', 2.0, 1.0, 100.0, "s"),
+            (3, 400.0, "fp", "R", "resolved", "warning", '{"target": "t"}', 0.5, 1.0, 100.0, "s"),
+            (4, 500.0, "fp", "R", "pending", "warning", '{"target": "t"}', 2.0, 1.0, 500.0, "s"),
+        ],
+        columns=[
+            "id",
+            "ts",
+            "fingerprint",
+            "rule",
+            "state",
+            "severity",
+            "labels",
+            "value",
+            "threshold",
+            "active_since",
+            "summary",
+        ],
+    )
+    eps = episodes(changes, now=700.0)
+    assert list(eps["state"]) == ["pending", "resolved"]  # newest first
+    assert list(eps["duration_s"]) == [200.0, 300.0]
+    assert eps.iloc[1]["firing_at"] == 160.0 and eps.iloc[1]["target"] == "t"
+
+
+def test_matchers_in_both_formats():
+    assert (
+        matchers_text('[["alertname", "=~", "High.*"], ["target", "!=", "a"]]')
+        == 'alertname=~"High.*", target!="a"'
+    )
+    assert (
+        matchers_text('[{"name": "severity", "value": "critical", "isEqual": true}]') == 'severity="critical"'
+    )
