@@ -123,7 +123,7 @@ def series(
     max_points: int | None,
 ) -> pd.DataFrame:
     """Columns ts, target, name, labels, value for the names and targets over [start, end]."""
-    frames = []
+    rows: list[tuple] = []
     with closing(connect(path)) as conn:
         for name in names:
             tier = pick_tier(tiers(path, name), end - start, max_points)
@@ -140,14 +140,9 @@ def series(
                     f"SELECT MIN(ts), target, name, labels, AVG(value) FROM series WHERE {where} "
                     f"GROUP BY target, labels, CAST((ts - {start!r}) / {bucket!r} AS INTEGER)"
                 )
-            frames.append(
-                pd.DataFrame(
-                    conn.execute(sql, params).fetchall(), columns=["ts", "target", "name", "labels", "value"]
-                )
-            )
-    if not frames:
-        return pd.DataFrame(columns=["ts", "target", "name", "labels", "value"])
-    out = pd.concat(frames, ignore_index=True)
+            rows.extend(conn.execute(sql, params).fetchall())
+    out = pd.DataFrame(rows, columns=["ts", "target", "name", "labels", "value"])
+    out[["ts", "value"]] = out[["ts", "value"]].astype(float)
     return out.sort_values(["name", "target", "labels", "ts"], kind="stable").reset_index(drop=True)
 
 
