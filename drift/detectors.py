@@ -48,9 +48,13 @@ class NumericGrid:
         """Exact for the sketch's CDF; O(n) after the caller's sort (no second sort, no per-point search)."""
         xs, fs = ref.cdf_points()
         n = live_sorted.size
-        starts = np.flatnonzero(np.concatenate([[True], live_sorted[1:] != live_sorted[:-1]]))
-        uniq = live_sorted[starts]
-        ends = np.append(starts[1:], n)
+        ties = live_sorted[1:] == live_sorted[:-1]
+        if ties.any():
+            starts = np.flatnonzero(np.concatenate([[True], ~ties]))
+            uniq, ends = live_sorted[starts], np.append(starts[1:], n)
+        else:  # continuous data: every value is its own step
+            starts = np.arange(n)
+            uniq, ends = live_sorted, starts + 1
         # Merge the reference breakpoints into the live values; equal values may repeat (zero-width steps).
         pos = np.searchsorted(uniq, xs, side="left")
         grid = np.insert(uniq, pos, xs)
@@ -60,7 +64,9 @@ class NumericGrid:
         idx_r = np.bincount(np.searchsorted(grid, xs, side="left"), minlength=size + 1).cumsum()[:size]
         idx_l = np.bincount(np.searchsorted(grid, xs, side="right"), minlength=size + 1).cumsum()[:size]
         ref_r = eval_cdf(xs, fs, grid, "right", idx_r)
-        ref_l = eval_cdf(xs, fs, grid, "left", idx_l)
+        ref_l = ref_r.copy()  # left and right limits differ only at the reference's own breakpoints
+        jump = np.flatnonzero(idx_l != idx_r)
+        ref_l[jump] = eval_cdf(xs, fs, grid[jump], "left", idx_l[jump])
         ks = float(max(np.abs(ref_r - live_r).max(), np.abs(ref_l - live_l).max()))
         # Between breakpoints the live CDF is flat and the reference CDF linear: integrate |a..b| exactly.
         a = ref_r[:-1] - live_r[:-1]

@@ -190,11 +190,11 @@ def eval_cdf(
         return np.zeros_like(t)
     if idx is None:
         idx = np.searchsorted(xs, t, side=side)
-    i = np.clip(idx, 1, xs.size - 1)
-    x0, x1, f0, f1 = xs[i - 1], xs[i], fs[i - 1], fs[i]
-    span = x1 - x0
-    frac = np.divide(t - x0, span, out=np.zeros_like(span), where=span > 0)
-    out = f0 + np.clip(frac, 0.0, 1.0) * (f1 - f0)
+    i = np.clip(idx, 1, xs.size - 1) - 1
+    span = np.diff(xs)
+    slope = np.divide(np.diff(fs), span, out=np.zeros_like(span), where=span > 0)
+    out = fs[i] + slope[i] * (t - xs[i])
+    np.clip(out, fs[i], fs[i + 1], out=out)
     out[idx == 0] = 0.0
     out[idx >= xs.size] = 1.0  # beyond (or, right limit, at) the last point
     return out
