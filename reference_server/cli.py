@@ -82,8 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _check_capture_path(path: str) -> str | None:
     target = Path(path)
-    if target.is_dir():
-        return f"--capture {path}: is a directory; give a file path such as {target / 'capture.jsonl'}"
+    if target.is_dir() or path.endswith(("/", os.sep)):
+        return f"--capture {path}: names a directory; give a file path such as {target / 'capture.jsonl'}"
     try:
         target.parent.mkdir(parents=True, exist_ok=True)
         with open(target, "ab"):

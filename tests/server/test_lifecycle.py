@@ -78,13 +78,22 @@ def test_bad_engine_config_exits_2_with_a_precise_message():
     assert "block_size=3" in proc.stderr and "--block-size" in proc.stderr
 
 
-@pytest.mark.timeout(30)
-def test_bad_flag_is_a_usage_error():
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["--max-waiting", "-3"], ["--max-waiting", "must be >= 0"]),
+        (["--model", "/no/such/checkpoint"], ["--model /no/such/checkpoint", "not a directory"]),
+        (["--capture", "/no/such/dir/"], ["--capture /no/such/dir/", "names a directory"]),
+    ],
+)
+def test_bad_flags_are_usage_errors(args, fragments):
     proc = subprocess.run(
-        [sys.executable, "-m", "tollgate", "serve", "--max-waiting", "-3"],
+        [sys.executable, "-m", "tollgate", "serve", *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
-        timeout=25,
+        timeout=50,
     )
-    assert proc.returncode == 2 and "--max-waiting" in proc.stderr and "must be >= 0" in proc.stderr
+    assert proc.returncode == 2
+    assert all(f in proc.stderr for f in fragments), proc.stderr
