@@ -16,14 +16,15 @@ from pathlib import Path
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
-def _positive(kind: type, minimum: int | float = 1):
+def _positive(kind: type, minimum: int | float = 1, maximum: int | float | None = None):
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {kind.__name__}, got '{text}'") from None
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bounds = f">= {minimum}" if maximum is None else f"between {minimum} and {maximum}"
+            raise argparse.ArgumentTypeError(f"must be {bounds}, got {value}")
         return value
 
     return parse
@@ -39,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--served-model-name", default=None, help="model name reported by the API")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=_positive(int, 0), default=8000)
+    p.add_argument("--port", type=_positive(int, 0, 65535), default=8000, help="0 picks a free port")
     p.add_argument(
         "--api-key",
         default=os.environ.get("TOLLGATE_API_KEY") or None,
@@ -140,7 +141,12 @@ def main(argv: list[str]) -> int:
         drain_timeout_s=args.drain_timeout,
     )
     ctx = ServerContext(settings=settings, engine_factory=lambda: Engine(config))
-    serve(ctx, args.host, args.port, args.log_level)
+    if not serve(ctx, args.host, args.port, args.log_level):
+        print(
+            f"tollgate serve: could not listen on {args.host}:{args.port} (see the error above)",
+            file=sys.stderr,
+        )
+        return EXIT_FAILED
     if ctx.error is not None:
         code = EXIT_USAGE if isinstance(ctx.error, ConfigError) else EXIT_FAILED
         print(f"tollgate serve: {ctx.error}", file=sys.stderr)

@@ -40,8 +40,11 @@ class DrainingServer(uvicorn.Server):
         self.should_exit = True
 
 
-def serve(ctx: ServerContext, host: str, port: int, log_level: str = "info") -> None:
-    """Serve until drained or until the engine failed to load (then ctx.error says why)."""
+def serve(ctx: ServerContext, host: str, port: int, log_level: str = "info") -> bool:
+    """Serve until drained or until the engine failed to load (then ctx.error says why).
+
+    Returns False when uvicorn could not start (e.g. the port is taken; uvicorn logged why).
+    """
     config = uvicorn.Config(
         create_app(ctx),
         host=host,
@@ -56,4 +59,8 @@ def serve(ctx: ServerContext, host: str, port: int, log_level: str = "info") -> 
         server.should_exit = True
 
     ctx.on_fatal = stop_on_fatal
-    server.run()
+    try:
+        server.run()
+    except SystemExit:  # uvicorn exits with its own code (3) when it cannot bind
+        return False
+    return True
