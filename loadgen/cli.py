@@ -316,16 +316,18 @@ def ensure_summary(run_dir: Path, config: dict[str, Any], code: int | None) -> d
     path = run_dir / "summary.json"
     if path.exists():
         return json.loads(path.read_text())
-    from loadgen.collector import Collector
-    from loadgen.report import write_run
+    from loadgen.report import recover_rows, write_run
     from loadgen.validity import combine
 
-    note = (
-        f"the load generator exited ({'killed' if code is None else f'code {code}'}) before writing results"
-    )
+    collector = recover_rows(run_dir)
+    exited = "killed" if code is None else f"code {code}"
+    notes = [f"the load generator exited ({exited}) before writing results"]
+    if collector.rows:
+        notes.append(f"{len(collector.rows)} requests recovered from the rows it had flushed")
     now = time.time()
+    started = min((r["send_s"] for r in collector.rows), default=now)
     status = "interrupted" if code in (None, 130, -signal.SIGINT) else "failed"
-    return write_run(run_dir, Collector(), config, status, now, now, combine({}), [note])
+    return write_run(run_dir, collector, config, status, started, now, combine({}), notes)
 
 
 def print_summary(summary: dict[str, Any]) -> None:

@@ -30,6 +30,7 @@ from loadgen.validity import ValidityMonitor
 log = logging.getLogger("tollgate.load")
 FINAL_WAIT_S = 20.0
 OPEN_LOOP_GRACE_S = 30.0
+FLUSH_S = 2.0
 
 
 def load_config(environment: Any) -> dict[str, Any]:
@@ -88,11 +89,25 @@ class Coordinator:
         self._finisher: Any = None
         self._writing = False
         self.notes: list[str] = []
+        self._flushed = 0
+        gevent.spawn(self._flush_rows_forever)
         if config.get("duration_s") and not config.get("shape"):  # a shape ends the run itself
             # Open loop: the schedule itself ends at the duration and every process reports done once
             # its last arrival is answered; the timer only bounds the wait for stragglers.
             grace = min(float(config["timeout_s"]), OPEN_LOOP_GRACE_S) if config.get("rate") else 0.0
             gevent.spawn_later(config["duration_s"] + grace, self.finish, "duration reached")
+
+    def _flush_rows_forever(self) -> None:
+        """Append new rows to requests.partial.jsonl every FLUSH_S, so a killed generator loses at
+        most FLUSH_S of results (`tollgate load` rebuilds the run from it)."""
+        path = Path(self.config["run_dir"]) / report.PARTIAL_ROWS
+        while not self.written:
+            gevent.sleep(FLUSH_S)
+            rows = self.collector.rows[self._flushed :]
+            if rows and not self.written:
+                with open(path, "a", encoding="utf-8") as handle:
+                    handle.writelines(json.dumps(row, default=report.json_default) + "\n" for row in rows)
+                self._flushed += len(rows)
 
     @property
     def distributed(self) -> bool:

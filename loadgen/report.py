@@ -22,15 +22,16 @@ from loadgen.collector import METRICS, Collector
 from tollgate.contracts.run_folder import LATENCY_METRICS, REQUEST_COLUMNS, RUN_SCHEMA_VERSION
 
 SECRET_KEYS = ("api_key",)
+PARTIAL_ROWS = "requests.partial.jsonl"  # rows flushed during the run; removed once the folder is written
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=_json_default, allow_nan=False))
+    tmp.write_text(json.dumps(payload, indent=2, default=json_default, allow_nan=False))
     os.replace(tmp, path)
 
 
-def _json_default(value: Any) -> Any:
+def json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
@@ -176,7 +177,23 @@ def write_run(
     except Exception as exc:  # a plotting problem must not cost the summary
         summary["notes"].append(f"report.html not written: {type(exc).__name__}: {exc}")
     write_json_atomic(run_dir / "summary.json", summary)
+    (run_dir / PARTIAL_ROWS).unlink(missing_ok=True)
     return summary
+
+
+def recover_rows(run_dir: Path) -> Collector:
+    """Rebuild the results a killed generator had flushed to requests.partial.jsonl."""
+    from loadgen.timeline import RequestRecord
+
+    collector = Collector()
+    path = run_dir / PARTIAL_ROWS
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                collector.add(RequestRecord.from_row(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line torn by the kill
+    return collector
 
 
 def render_html(summary: dict[str, Any], frame: pd.DataFrame) -> str:

@@ -126,4 +126,23 @@ class RequestRecord:
             "e2e_from_intended_ms": self.from_intended_ms(self.end_perf),
             "chunk_ms": [round((t - self.send_perf) * 1000.0, 3) for t in self.chunk_perf],  # arrival - send
             "chunk_tokens": [-1 if t is None else t for t in self.chunk_tokens],  # -1: the chunk did not say
+            "stream": self.stream,
         }
+
+    @classmethod
+    def from_row(cls, row: dict[str, Any]) -> RequestRecord:
+        """Rebuild a record from its row (perf times relative to the send), e.g. to recover a run."""
+        rec = cls(row["request_id"], row["scenario"], int(row["worker"]), bool(row["stream"]))
+        rec.send_s, rec.send_perf = row["send_s"], 0.0
+        rec.intended_perf = _or_nan(row["intended_send_s"]) - rec.send_s
+        rec.chunk_perf = [ms / 1000.0 for ms in row["chunk_ms"]]
+        rec.chunk_tokens = [None if t < 0 else int(t) for t in row["chunk_tokens"]]
+        rec.end_perf = _or_nan(row["end_s"]) - rec.send_s
+        rec.prompt_tokens = None if row["prompt_tokens"] < 0 else int(row["prompt_tokens"])
+        rec.usage_output_tokens = None if row["output_tokens_estimated"] else int(row["output_tokens"])
+        rec.status, rec.error = int(row["status"]), row["error"]
+        return rec
+
+
+def _or_nan(value: Any) -> float:
+    return NAN if value is None else float(value)

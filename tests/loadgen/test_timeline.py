@@ -77,3 +77,26 @@ def test_failed_request_has_no_latency_and_is_not_histogrammed():
     row = collector.add(rec)
     assert row["ok"] is False and math.isnan(row["ttft_ms"])
     assert collector.histograms["ttft_ms"].count == 0
+
+
+def test_a_killed_generator_is_rebuilt_from_its_flushed_rows(tmp_path):
+    import json
+
+    from loadgen.cli import ensure_summary
+    from loadgen.report import PARTIAL_ROWS
+
+    live = Collector()
+    records = [record([0.1, 0.11, 0.13], [None, 2, None], usage=4), record([0.2], [None], usage=None)]
+    records[1].request_id = "r-2"
+    rows = [live.add(r) for r in records]
+    (tmp_path / PARTIAL_ROWS).write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"torn": ')
+    summary = ensure_summary(tmp_path, {"run_id": "r", "rate": None, "goodput_slo": {}}, code=None)
+    assert summary["status"] == "interrupted" and summary["requests"]["completed"] == 2
+    for name in (
+        "ttft_ms",
+        "itl_ms",
+        "tpot_ms",
+        "e2e_ms",
+    ):  # same values, up to float rounding at bucket edges
+        assert summary["metrics"][name] == pytest.approx(live.histograms[name].summary(), rel=0.01)
+    assert not (tmp_path / PARTIAL_ROWS).exists() and (tmp_path / "requests.parquet").is_file()
