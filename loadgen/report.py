@@ -244,8 +244,10 @@ def render_html(summary: dict[str, Any], frame: pd.DataFrame) -> str:
             yaxis_type="log",
         )
         figures.append(latency)
+    # plotly.js is embedded once so the report is one self-contained file that renders offline
+    # (CI artifacts, air-gapped clusters); the CDN variant showed no charts on such machines.
     body = "\n".join(
-        fig.to_html(full_html=False, include_plotlyjs="cdn" if i == 0 else False)
+        fig.to_html(full_html=False, include_plotlyjs=(i == 0))
         for i, fig in enumerate(figures)
     )
     rows = "".join(
