@@ -64,8 +64,9 @@ def cdf_figure(cdf: pd.DataFrame, color: str = "metric") -> go.Figure:
     return style(fig, "latency (ms, log scale)", "requests at or below (%)", height=360)
 
 
-def render_detail(root: Path, index: RunIndex) -> None:
-    run_id = pick_run(index, "Run", "detail_run")
+def render_detail(root: Path, index: RunIndex, run_id: str | None = None) -> None:
+    """One run: the given one, else the one picked in a select box (default: ?run= or newest)."""
+    run_id = run_id or pick_run(index, "Run", "detail_run")
     if run_id is None:
         st.info(
             "No complete run yet: run folders without summary.json are still running or were interrupted."

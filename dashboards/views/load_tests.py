@@ -49,10 +49,13 @@ if view == "Runs":
     if not started.empty and isinstance(dates, tuple) and len(dates) == 2:
         day = shown["started"].dt.date
         shown = shown[day.isna() | ((day >= dates[0]) & (day <= dates[1]))]
-    st.caption(f"{len(shown)} of {len(runs)} runs. Choose **Run detail** above to open one.")
-    st.dataframe(
+    st.caption(f"{len(shown)} of {len(runs)} runs. Select a row to see the run below.")
+    table = st.dataframe(
         shown,
         hide_index=True,
+        on_select="rerun",
+        selection_mode="single-row",
+        key="runs_table",
         column_config={
             "started": st.column_config.DatetimeColumn("started (UTC)", format="YYYY-MM-DD HH:mm"),
             "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f"),
@@ -62,6 +65,12 @@ if view == "Runs":
             "client_bound": st.column_config.CheckboxColumn("client-bound (invalid)"),
         },
     )
+    selected = [shown.iloc[i]["run_id"] for i in table.selection.rows if i < len(shown)]
+    if selected and selected[0] in index.summaries:
+        st.divider()
+        render_detail(root, index, selected[0])
+    elif selected:
+        st.info(f"{selected[0]} has no summary.json yet: it is still running or was interrupted.")
 elif view == "Run detail":
     render_detail(root, index)
 elif view == "Compare":

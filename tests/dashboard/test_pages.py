@@ -66,6 +66,16 @@ def test_runs_list_filters_by_scenario(sample_root, open_page):
     assert list(runs["run_id"]) == ["20260102-rag-long"]
 
 
+def test_selecting_a_run_in_the_list_opens_it_below(sample_root, open_page):
+    at = open_page(sample_root, "load_tests")
+    newest = at.dataframe[0].value["run_id"].iloc[0]
+    at.session_state["runs_table"] = {"selection": {"rows": [0], "columns": []}}
+    at.run()
+    assert not at.exception
+    assert [h.value for h in at.subheader] == [newest]
+    assert {m.label for m in at.metric} >= {"Completed", "Gate"}
+
+
 def test_run_detail_has_figures_and_values(sample_root, open_page):
     at = open_page(sample_root, "load_tests", run="20260102-chat-candidate")
     _no_exception(at)
