@@ -109,3 +109,26 @@ def test_matchers_in_both_formats():
     assert (
         matchers_text('[{"name": "severity", "value": "critical", "isEqual": true}]') == 'severity="critical"'
     )
+
+
+def test_raw_only_store_is_bucketed_in_sql(tmp_path):
+    """A store the monitors just created has only the raw tier (resolution 0)."""
+    import sqlite3
+
+    from tollgate.contracts.monitor_store import DDL
+
+    conn = sqlite3.connect(tmp_path / "monitor.db")
+    conn.executescript(DDL)
+    rows = [
+        (1000.0 + i, "t", name, "{}", float(i % 7), 0) for name in ("up", "request_rate") for i in range(3600)
+    ]
+    conn.executemany("INSERT INTO series VALUES (?, ?, ?, ?, ?, ?)", rows)
+    conn.commit()
+    conn.close()
+    path = str(tmp_path / "monitor.db")
+    assert store.targets(path)["target"].tolist() == ["t"]  # from `up` samples: the targets table is empty
+    assert store.data_end(path) == 4599.0
+    out = store.series(path, ("request_rate",), ("t",), 1000.0, 4599.0, 400)
+    assert len(out) == 400 and out["value"].mean() == pytest.approx(
+        np.mean([i % 7 for i in range(3600)]), rel=0.01
+    )

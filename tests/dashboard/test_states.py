@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 
+import pandas as pd
 import pytest
 
 from tollgate.contracts.monitor_store import DDL
@@ -111,3 +112,13 @@ def test_store_missing_a_table_warns_for_that_section_only(tmp_path, open_page):
     assert not at.exception
     assert any("Notification delivery" in w.value and "no such table: outbox" in w.value for w in at.warning)
     assert ("Firing", "1") in [(m.label, m.value) for m in at.metric]
+
+
+def test_run_with_requests_csv_instead_of_parquet(sample_root, tmp_path, open_page):
+    run = tmp_path / "runs" / "csv-run"
+    shutil.copytree(sample_root / "runs" / "20260102-rag-long", run)
+    pd.read_parquet(run / "requests.parquet").to_csv(run / "requests.csv", index=False)
+    (run / "requests.parquet").unlink()
+    at = open_page(tmp_path, "load_tests", run="csv-run")
+    assert not at.exception and not at.warning
+    assert len(at.get("plotly_chart")) == 5
