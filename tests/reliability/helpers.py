@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -60,16 +63,25 @@ def tollgate(*args: str) -> list[str]:
 def run_cli(
     *args: str, timeout: float = 120, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess:
-    """Run `tollgate ARGS` to completion and return its result (text output)."""
-    import os
+    """Run `tollgate ARGS` to completion in its own process group and return its result (text output).
 
-    return subprocess.run(
+    On timeout the whole group (Locust workers included) is killed and TimeoutExpired raised."""
+    proc = subprocess.Popen(
         tollgate(*args),
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
         env={**os.environ, **(env or {})},
+        start_new_session=True,
     )
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        raise
+    return subprocess.CompletedProcess(proc.args, proc.returncode, out, err)
 
 
 def metric_values(url: str, headers: dict[str, str] | None = None) -> dict[str, float]:

@@ -232,7 +232,7 @@ def test_slow_clients_do_not_starve_others(shared_server, figures):
 @pytest.mark.xfail(
     strict=True,
     reason="reference server: uvicorn has no timeout for reading request headers/body; "
-    "a slow-loris client holds its connection forever (reported to the server owner)",
+    "a slow-loris client holds its connection forever (listed in the integration report)",
 )
 @pytest.mark.timeout(150)
 def test_slow_clients_are_disconnected(shared_server, figures):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import secrets
 import signal
 import sqlite3
 import subprocess
@@ -114,13 +115,15 @@ def test_monitor_killed_during_delivery_with_slack_down(tmp_path, figures):
     """Injects three dead targets (three TargetDown alerts) while Slack refuses connections, then
     SIGKILLs the monitor once all three are queued and delivery attempts are failing, brings
     Slack back and restarts the monitor on the same store; must hold: every alert reaches Slack
-    exactly once (no loss, no duplicate), in the outbox as delivered."""
+    exactly once (no loss, no duplicate), in the outbox as delivered. Security: the webhook URL's
+    secret appears neither in the monitor's logs nor in its store (which the dashboard reads)."""
     store = tmp_path / "monitor.db"
     slack_port = free_port()  # nothing listens here until "Slack" comes back
     dead = [f"http://127.0.0.1:{free_port()}" for _ in range(3)]
     argv = tollgate("monitor", *(a for t in dead for a in ("--target", t)), "--interval", "500ms")
     argv += ["--rules", str(_rules(tmp_path)), "--store", str(store), "--group-by", "alertname,target"]
-    env = {"TOLLGATE_SLACK_WEBHOOK": f"http://127.0.0.1:{slack_port}/services/T/B/x"}
+    secret = secrets.token_hex(12)  # the part of a Slack webhook URL that must never leak
+    env = {"TOLLGATE_SLACK_WEBHOOK": f"http://127.0.0.1:{slack_port}/services/T000/B000/{secret}"}
     with services(tmp_path) as svc:
         first = svc.sup.start("monitor-1", argv, env=env)
         wait_until(
@@ -143,6 +146,12 @@ def test_monitor_killed_during_delivery_with_slack_down(tmp_path, figures):
         assert len(rows) == 3 and all(r["status"] == "delivered" for r in rows), rows
         figures.alerts_lost += 3 - len(set(targets))
         figures.requests += len(headlines)
+        leaks = [
+            p.name
+            for p in [store, *svc.sup.log_dir.glob("monitor-*.log")]
+            if secret.encode() in p.read_bytes()
+        ]
+        assert leaks == [], f"the webhook URL leaked into {leaks}"
 
 
 def _capture_line(i: int, text: str) -> str:
