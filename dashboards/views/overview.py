@@ -73,18 +73,20 @@ else:
                     "last_error",
                 ],
                 column_config={
-                    "last_scrape": "last scrape",
-                    "request_rate": st.column_config.NumberColumn("request rate (req/s)", format="%.2f"),
-                    "ttft_p95_s": st.column_config.NumberColumn("TTFT p95 (ms)", format="%.0f"),
-                    "error_rate": st.column_config.NumberColumn("error rate (%)", format="%.2f"),
+                    "target": st.column_config.TextColumn("target", width=140),
+                    "up": st.column_config.TextColumn("up", width=50),
+                    "last_scrape": st.column_config.TextColumn("last scrape", width=85),
+                    "request_rate": st.column_config.NumberColumn("req/s", format="%.2f", width=70),
+                    "trend": st.column_config.LineChartColumn("req/s, last hour", y_min=0, width=120),
+                    "ttft_p95_s": st.column_config.NumberColumn("TTFT p95 (ms)", format="%.0f", width=95),
+                    "error_rate": st.column_config.NumberColumn("errors (%)", format="%.2f", width=80),
                     "kv_cache_usage": st.column_config.ProgressColumn(
-                        "KV cache (%)", format="%.0f%%", min_value=0, max_value=100
+                        "KV cache (%)", format="%.0f%%", min_value=0, max_value=100, width=100
                     ),
                     "gpu_util_pct": st.column_config.ProgressColumn(
-                        "GPU util (%)", format="%.0f%%", min_value=0, max_value=100
+                        "GPU util (%)", format="%.0f%%", min_value=0, max_value=100, width=100
                     ),
-                    "last_error": "last error",
-                    "trend": st.column_config.LineChartColumn("request rate, last hour (req/s)", y_min=0),
+                    "last_error": st.column_config.TextColumn("last error", width=120),
                 },
             )
             st.caption(
