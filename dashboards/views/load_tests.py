@@ -12,6 +12,8 @@ from dashboards.settings import data_dir
 from dashboards.ui import empty_state, warn_all
 
 VIEWS = ("Runs", "Run detail", "Compare", "Sweeps")
+RUN_COLUMNS = ("run_id", "verdict", "scenario", "started", "status", "duration_s", "completed", "failed")
+RUN_COLUMNS += ("requests_per_s", "ttft_p95_ms", "e2e_p95_ms", "client_bound")
 
 root = data_dir()
 st.title("Load tests")
@@ -56,13 +58,15 @@ if view == "Runs":
         on_select="rerun",
         selection_mode="single-row",
         key="runs_table",
+        column_order=RUN_COLUMNS,
         column_config={
             "started": st.column_config.DatetimeColumn("started (UTC)", format="YYYY-MM-DD HH:mm"),
             "duration_s": st.column_config.NumberColumn("duration (s)", format="%.0f"),
             "requests_per_s": st.column_config.NumberColumn("throughput (req/s)", format="%.2f"),
             "ttft_p95_ms": st.column_config.NumberColumn("TTFT p95 (ms)", format="%.0f"),
             "e2e_p95_ms": st.column_config.NumberColumn("E2E p95 (ms)", format="%.0f"),
-            "client_bound": st.column_config.CheckboxColumn("client-bound (invalid)"),
+            "client_bound": st.column_config.CheckboxColumn("client-bound"),
+            "verdict": st.column_config.TextColumn("gate"),
         },
     )
     selected = [shown.iloc[i]["run_id"] for i in table.selection.rows if i < len(shown)]
