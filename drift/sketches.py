@@ -180,11 +180,17 @@ class NumericSketch:
 
 
 def eval_cdf(
-    xs: np.ndarray, fs: np.ndarray, t: np.ndarray, side: str, idx: np.ndarray | None = None
+    xs: np.ndarray,
+    fs: np.ndarray,
+    t: np.ndarray,
+    side: str,
+    idx: np.ndarray | None = None,
+    t_sorted: bool = False,
 ) -> np.ndarray:
     """F(t) (side="right") or F(t-) (side="left") of the piecewise-linear CDF through (xs, fs).
 
-    `idx`, when given, is np.searchsorted(xs, t, side) computed by the caller (e.g. in one pass for sorted t).
+    `idx`, when given, is np.searchsorted(xs, t, side) computed by the caller (e.g. in one pass for sorted t);
+    `t_sorted` lets the points outside the CDF's range be found by bisection instead of a full pass.
     """
     if xs.size == 0:
         return np.zeros_like(t)
@@ -194,9 +200,12 @@ def eval_cdf(
     span = np.diff(xs)
     slope = np.divide(np.diff(fs), span, out=np.zeros_like(span), where=span > 0)
     out = fs[i] + slope[i] * (t - xs[i])
-    np.clip(out, fs[i], fs[i + 1], out=out)
-    out[idx == 0] = 0.0
-    out[idx >= xs.size] = 1.0  # beyond (or, right limit, at) the last point
+    if t_sorted:
+        out[: np.searchsorted(idx, 1)] = 0.0
+        out[np.searchsorted(idx, xs.size) :] = 1.0
+    else:
+        out[idx == 0] = 0.0
+        out[idx >= xs.size] = 1.0  # beyond (or, right limit, at) the last point
     return out
 
 
