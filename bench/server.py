@@ -22,6 +22,7 @@ import statistics
 import tempfile
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -38,17 +39,24 @@ OUTPUT_LEN = 128
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
-def memory_bandwidth(mib: int = 256, reps: int = 7) -> float:
+def memory_bandwidth(device: str, mib: int = 256, reps: int = 7) -> float:
     """Bytes/s of a large tensor copy (bytes read + bytes written), best of a few."""
-    src = torch.ones(mib * 2**20 // 4)
+    src = torch.ones(mib * 2**20 // 4, device=device)
     dst = torch.empty_like(src)
     dst.copy_(src)
     times = []
     for _ in range(reps):
+        sync(device)
         start = time.perf_counter()
         dst.copy_(src)
+        sync(device)
         times.append(time.perf_counter() - start)
     return 2 * src.numel() * 4 / min(times)
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def weight_bytes_per_step(engine: Engine) -> int:
@@ -85,7 +93,8 @@ def run_engine(engine: Engine, prompts: list[list[int]], params: SamplingParams)
 
 
 def hf_generate(hf: Any, prompts: list[list[int]], n_out: int) -> float:
-    ids = torch.tensor(prompts)
+    ids = torch.tensor(prompts, device=hf.device)
+    sync(hf.device.type)
     start = time.perf_counter()
     with torch.inference_mode():
         out = hf.generate(
@@ -96,6 +105,7 @@ def hf_generate(hf: Any, prompts: list[list[int]], n_out: int) -> float:
             do_sample=False,
             pad_token_id=0,
         )
+    sync(hf.device.type)
     wall = time.perf_counter() - start
     assert out.shape[1] == ids.shape[1] + n_out
     return wall
@@ -124,47 +134,64 @@ def prefix_ttft(
     return statistics.median(hits), statistics.median(colds)
 
 
-def bench_preset(
-    preset: str, concs: list[int], reps: int, hf_single_reqs: int, bandwidth: float
-) -> dict[str, Any]:
+@dataclass
+class Plan:
+    """How much of the benchmark a preset gets (the bigger presets get less, to stay within ~5 minutes)."""
+
+    concs: list[int]
+    output_len: int = OUTPUT_LEN
+    reps: int = 2  # engine and transformers runs per point, interleaved; medians reported
+
+
+PLANS = {
+    "tiny": Plan([1, 4, 16, 32]),
+    "gpt2-small-size": Plan([1, 16], output_len=32, reps=1),
+    "llama-1b-size": Plan([1, 4, 16, 32], reps=2),
+}
+
+
+def say(text: str) -> None:
+    print(f"  [{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
+def bench_preset(preset: str, device: str, plan: Plan, bandwidth: float) -> dict[str, Any]:
     import transformers
 
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as tmp:
         path = export_checkpoint(preset, Path(tmp) / preset)
-        engine = Engine(
-            EngineConfig(model=str(path), device="cpu", max_num_seqs=max(concs), num_kv_blocks=1024, seed=0)
+        config = EngineConfig(
+            model=str(path), device=device, max_num_seqs=max(plan.concs), num_kv_blocks=1024
         )
-        hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).eval()
+        engine = Engine(config)
+        dtype = engine.runner.dtype
+        hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
     engine.start()
-    vocab = engine.vocab_size
-    params = SamplingParams(max_tokens=OUTPUT_LEN, temperature=0.0, ignore_eos=True)
+    vocab, n_out = engine.vocab_size, plan.output_len
+    params = SamplingParams(max_tokens=n_out, temperature=0.0, ignore_eos=True)
     run_engine(
         engine, random_prompts(rng, 2, PROMPT_LEN, vocab), SamplingParams(max_tokens=8, ignore_eos=True)
     )
     hf_generate(hf, random_prompts(rng, 1, PROMPT_LEN, vocab), 8)
-
-    single = [
-        hf_generate(hf, random_prompts(rng, 1, PROMPT_LEN, vocab), OUTPUT_LEN) for _ in range(hf_single_reqs)
-    ]
-    hf_single_tps = OUTPUT_LEN / statistics.median(single)
-    result: dict[str, Any] = {"preset": preset, "hf_one_at_a_time_tps": hf_single_tps, "concurrency": {}}
-    decode_tps = []
-    for c in concs:
-        walls = []
-        for _ in range(reps):
-            wall, times = run_engine(engine, random_prompts(rng, c, PROMPT_LEN, vocab), params)
+    result: dict[str, Any] = {"preset": preset, "device": device, "dtype": str(dtype), "output_tokens": n_out}
+    single, decode_tps, conc = [], [], {}
+    for c in plan.concs:
+        walls, static = [], []
+        for _ in range(plan.reps):
+            prompts = random_prompts(rng, c, PROMPT_LEN, vocab)
+            wall, times = run_engine(engine, prompts, params)
             walls.append(wall)
             if c == 1:
-                decode_tps.append((OUTPUT_LEN - 1) / (times[0].last_token - times[0].first_token))
-        row = {"engine_tps": c * OUTPUT_LEN / statistics.median(walls)}
-        if c > 1:
-            static = [
-                hf_generate(hf, random_prompts(rng, c, PROMPT_LEN, vocab), OUTPUT_LEN)
-                for _ in range(max(1, reps - 1))
-            ]
-            row["hf_static_batch_tps"] = c * OUTPUT_LEN / statistics.median(static)
-        result["concurrency"][str(c)] = row
+                decode_tps.append((n_out - 1) / (times[0].last_token - times[0].first_token))
+                single.append(hf_generate(hf, prompts, n_out))
+            else:
+                static.append(hf_generate(hf, prompts, n_out))
+        conc[str(c)] = {"engine_tps": c * n_out / statistics.median(walls)}
+        if static:
+            conc[str(c)]["hf_static_batch_tps"] = c * n_out / statistics.median(static)
+        say(f"{preset} conc {c}: {conc[str(c)]}")
+    result["hf_one_at_a_time_tps"] = n_out / statistics.median(single)
+    result["concurrency"] = conc
     wbytes = weight_bytes_per_step(engine)
     result["roofline"] = {
         "weight_bytes_per_step": wbytes,
@@ -173,50 +200,40 @@ def bench_preset(
         "engine_decode_tps": statistics.median(decode_tps),
     }
     length = min(1024, engine.max_model_len - 1)
-    hit, cold = prefix_ttft(engine, rng, length, 960, reps)
+    hit, cold = prefix_ttft(engine, rng, length, 960, plan.reps)
     result["prefix"] = {"prompt_tokens": length, "cached_tokens": 960, "ttft_hit_s": hit, "ttft_cold_s": cold}
+    say(f"{preset} prefix TTFT hit {hit * 1e3:.0f} ms, cold {cold * 1e3:.0f} ms")
     engine.shutdown()
     return result
 
 
 def rows_for(r: dict[str, Any]) -> list[list[Any]]:
+    """Table rows: engine, baseline, ratio, and the issue's target (set for the tiny preset only)."""
     p, conc, roof, pre = r["preset"], r["concurrency"], r["roofline"], r["prefix"]
     single = r["hf_one_at_a_time_tps"]
-    rows = [
-        [
-            p,
-            "conc 1 tok/s vs transformers",
-            conc["1"]["engine_tps"],
-            single,
-            conc["1"]["engine_tps"] / single,
-            ">= 1.5",
-        ]
-    ]
-    for c in (k for k in conc if k != "1"):
-        e, s = conc[c]["engine_tps"], conc[c]["hf_static_batch_tps"]
-        rows.append([p, f"conc {c} tok/s vs static batch {c}", e, s, e / s, ">= 1.3" if c == "16" else ""])
-        if c == "32":
-            rows.append([p, "conc 32 tok/s vs one-at-a-time", e, single, e / single, ">= 6"])
-    frac = roof["engine_decode_tps"] / roof["roofline_tps"]
-    rows.append(
-        [
-            p,
-            "conc 1 decode tok/s vs roofline",
-            roof["engine_decode_tps"],
-            roof["roofline_tps"],
-            frac,
-            ">= 0.6",
-        ]
-    )
-    rows.append(
-        [
-            p,
-            f"TTFT ms, {pre['cached_tokens']}/{pre['prompt_tokens']} cached vs cold",
-            pre["ttft_hit_s"] * 1e3,
-            pre["ttft_cold_s"] * 1e3,
-            pre["ttft_hit_s"] / pre["ttft_cold_s"],
-            "<= 0.25",
-        ]
+    targets = p == "tiny"
+    rows = []
+
+    def add(metric: str, engine: float, baseline: float, target: str = "") -> None:
+        rows.append([p, metric, engine, baseline, engine / baseline, target if targets else ""])
+
+    add("conc 1 tok/s vs transformers", conc["1"]["engine_tps"], single, ">= 1.5")
+    for c, row in conc.items():
+        if "hf_static_batch_tps" in row:
+            add(
+                f"conc {c} tok/s vs static batch {c}",
+                row["engine_tps"],
+                row["hf_static_batch_tps"],
+                ">= 1.3" if c == "16" else "",
+            )
+    if "32" in conc:
+        add("conc 32 tok/s vs one-at-a-time", conc["32"]["engine_tps"], single, ">= 6")
+    add("conc 1 decode tok/s vs roofline", roof["engine_decode_tps"], roof["roofline_tps"], ">= 0.6")
+    add(
+        f"TTFT ms, {pre['cached_tokens']}/{pre['prompt_tokens']} cached vs cold",
+        pre["ttft_hit_s"] * 1e3,
+        pre["ttft_cold_s"] * 1e3,
+        "<= 0.25",
     )
     return rows
 
@@ -240,32 +257,30 @@ def update_readme(text: str) -> None:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench server", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="one repetition, tiny preset only")
-    parser.add_argument("--presets", default="tiny,gpt2-small-size")
+    parser.add_argument("--presets", help="default: tiny,gpt2-small-size on CPU; tiny,llama-1b-size on CUDA")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
-        "--threads", type=int, default=os.cpu_count(), help="torch threads (default: all cores)"
+        "--threads", type=int, default=os.cpu_count(), help="torch CPU threads (default: all)"
     )
     parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    presets = ["tiny"] if args.quick else args.presets.split(",")
-    bandwidth = memory_bandwidth()
+    default = "tiny,llama-1b-size" if args.device == "cuda" else "tiny,gpt2-small-size"
+    presets = ["tiny"] if args.quick else (args.presets or default).split(",")
+    bandwidth = memory_bandwidth(args.device)
     results, rows = [], []
     for preset in presets:
-        small = preset == "tiny"
-        reps = 1 if args.quick or not small else 3
-        concs = [1, 4, 16, 32]
-        results.append(
-            bench_preset(
-                preset, concs, reps, hf_single_reqs=3 if small and not args.quick else 1, bandwidth=bandwidth
-            )
-        )
+        plan = PLANS.get(preset, PLANS["tiny"])
+        if args.quick:
+            plan = Plan(plan.concs, plan.output_len, reps=1)
+        results.append(bench_preset(preset, args.device, plan, bandwidth))
         rows += rows_for(results[-1])
     load = os.getloadavg()[0]
-    title = f"reference engine vs transformers (CPU, {args.threads} threads, load avg {load:.1f})"
+    where = "CUDA bf16" if args.device == "cuda" else f"CPU fp32, {args.threads} threads, load avg {load:.1f}"
+    title = f"reference engine vs transformers ({where})"
     print_table(title, ["preset", "metric", "engine", "baseline", "ratio", "target"], rows)
-    write_result(
-        "server", {"threads": args.threads, "load_avg_1m": load, "quick": args.quick, "results": results}
-    )
+    payload = {"device": args.device, "threads": args.threads, "load_avg_1m": load, "quick": args.quick}
+    write_result("server", {**payload, "results": results})
     if args.update_readme:
         update_readme(markdown(rows, f"Reference engine (`python -m bench server`), {title}:"))
     return 0

@@ -13,7 +13,7 @@ from typing import Any
 import torch
 
 from reference_server.errors import ConfigError
-from reference_server.model import LlamaModel, ModelArgs
+from reference_server.model import Linear, LlamaModel, ModelArgs
 
 ACCEPTED_ARCHITECTURES = ("LlamaForCausalLM",)
 
@@ -41,6 +41,21 @@ PRESETS: dict[str, dict[str, Any]] = {
         "num_attention_heads": 12,
         "num_key_value_heads": 12,
         "max_position_embeddings": 1024,
+        "tie_word_embeddings": True,
+        "bos_token_id": 256,
+        "eos_token_id": 257,
+    },
+    # Llama-3.2-1B-shaped (~1.2B) for GPU benchmarks; 128k vocabulary, tied embeddings.
+    "llama-1b-size": {
+        "vocab_size": 128256,
+        "hidden_size": 2048,
+        "intermediate_size": 8192,
+        "num_hidden_layers": 16,
+        "num_attention_heads": 32,
+        "num_key_value_heads": 8,
+        "head_dim": 64,
+        "max_position_embeddings": 4096,
+        "rope_theta": 500000.0,
         "tie_word_embeddings": True,
         "bos_token_id": 256,
         "eos_token_id": 257,
@@ -220,6 +235,10 @@ def build_model(
     result = model.load_state_dict(ours, strict=False)
     if result.missing_keys:
         raise ConfigError(f"{where}: weights missing for {sorted(result.missing_keys)}")
+    if device.type == "cpu" and dtype == torch.float32 and torch.backends.mkldnn.is_available():
+        for module in model.modules():
+            if isinstance(module, Linear):
+                module.pack()
     model.init_rope()
     return model.eval().requires_grad_(False)
 

@@ -67,7 +67,7 @@ def sample(
     top_ps = torch.tensor([params[i].top_p for i in rows], dtype=sub.dtype, device=sub.device)
     if (top_ps < 1.0).any():
         sub = _apply_top_p(sub, top_ps)
-    probs = torch.softmax(sub, dim=-1)
+    probs = torch.softmax(sub, dim=-1).cpu()  # request generators live on the CPU
     for j, i in enumerate(rows):
         out[i] = int(torch.multinomial(probs[j], 1, generator=generators[i]).item())
     return out
