@@ -9,7 +9,8 @@ bucketed in SQL to at most `max_points` points per line.
 from __future__ import annotations
 
 import sqlite3
-from contextlib import closing
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -26,7 +27,7 @@ def connect(path: str) -> sqlite3.Connection:
     """A read-only connection (the monitors own writes)."""
     p = Path(path)
     if not p.exists():
-        raise FileNotFoundError(path)
+        raise StoreError(f"{path}: no monitor store (was it moved? `tollgate monitor --store` sets the path)")
     try:
         conn = sqlite3.connect(p.resolve().as_uri() + "?mode=ro", uri=True, timeout=2.0)
         conn.execute("SELECT 1 FROM series LIMIT 1").fetchall()
@@ -35,14 +36,23 @@ def connect(path: str) -> sqlite3.Connection:
     return conn
 
 
-def table(path: str, sql: str, params: tuple = ()) -> pd.DataFrame:
-    """A small table (alerts, silences, outbox) as a DataFrame; StoreError names a missing table."""
+@contextmanager
+def reading(path: str) -> Iterator[sqlite3.Connection]:
+    """A read-only connection whose SQLite errors (locked, damaged, missing table) become StoreError."""
+    conn = connect(path)
     try:
-        with closing(connect(path)) as conn:
-            cursor = conn.execute(sql, params)
-            return pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
+        yield conn
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: query failed ({exc})") from exc
+    finally:
+        conn.close()
+
+
+def table(path: str, sql: str, params: tuple = ()) -> pd.DataFrame:
+    """A small table (alerts, silences, outbox) as a DataFrame; StoreError names a missing table."""
+    with reading(path) as conn:
+        cursor = conn.execute(sql, params)
+        return pd.DataFrame(cursor.fetchall(), columns=[d[0] for d in cursor.description])
 
 
 def _loose_scan(conn: sqlite3.Connection, column: str, where: str, params: tuple) -> list:
@@ -62,7 +72,7 @@ def _loose_scan(conn: sqlite3.Connection, column: str, where: str, params: tuple
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
 def targets(path: str) -> pd.DataFrame:
     """target, up, last_scrape, last_error; falls back to the targets seen in `series`."""
-    with closing(connect(path)) as conn:
+    with reading(path) as conn:
         try:
             rows = conn.execute(
                 "SELECT target, up, last_scrape, last_error FROM targets ORDER BY target"
@@ -80,7 +90,7 @@ def targets(path: str) -> pd.DataFrame:
 @st.cache_data(ttl=60, show_spinner=False)
 def tiers(path: str, name: str) -> list[int]:
     """Resolutions stored for a series name, finest first (0 = raw of unknown spacing)."""
-    with closing(connect(path)) as conn:
+    with reading(path) as conn:
         return [int(r) for r in _loose_scan(conn, "resolution", "name = ?", (name,))]
 
 
@@ -91,7 +101,7 @@ def data_end(path: str) -> float | None:
     if table["last_scrape"].notna().any():
         return float(table["last_scrape"].max())
     ends = []
-    with closing(connect(path)) as conn:
+    with reading(path) as conn:
         for tier in tiers(path, "up"):
             for target in table["target"]:
                 row = conn.execute(
@@ -124,7 +134,7 @@ def series(
 ) -> pd.DataFrame:
     """Columns ts, target, name, labels, value for the names and targets over [start, end]."""
     rows: list[tuple] = []
-    with closing(connect(path)) as conn:
+    with reading(path) as conn:
         for name in names:
             tier = pick_tier(tiers(path, name), end - start, max_points)
             if tier is None:
@@ -152,7 +162,7 @@ def latest(
 ) -> pd.DataFrame:
     """Newest value of each name/target/labels within max_age_s of that target's newest sample."""
     rows = []
-    with closing(connect(path)) as conn:
+    with reading(path) as conn:
         for name in names:
             available = tiers(path, name)
             if not available:

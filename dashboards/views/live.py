@@ -52,6 +52,13 @@ def _line(frame: pd.DataFrame, title: str, split: str | None) -> go.Figure:
 
 @st.fragment(run_every=REFRESH[refresh])
 def live_panels(targets: tuple[str, ...], span: int) -> None:
+    try:
+        _panels(targets, span)
+    except store.StoreError as exc:  # e.g. the store was replaced or damaged while the page is open
+        warn_all([f"{exc}. The next refresh tries again."])
+
+
+def _panels(targets: tuple[str, ...], span: int) -> None:
     end = store.data_end(path) or time.time()
     stale = time.time() - end
     st.caption(
