@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from dashboards.nav import PAGES
 from dashboards.panels.live_specs import GPU_PANELS, PANELS
 from dashboards.sample_store import SECRET_WEBHOOK
 from tests.dashboard.conftest import figures, page_text
@@ -28,6 +29,14 @@ def test_app_navigation_opens_overview(sample_root, open_page):
     _no_exception(at)
     assert [t.value for t in at.title] == ["Overview"]
     assert str(sample_root) in " ".join(c.value for c in at.sidebar.caption)
+
+
+def test_navigation_reaches_every_page(sample_root, open_page):
+    at = open_page(sample_root, "app")
+    for name, (title, _icon) in PAGES.items():
+        at.switch_page(f"views/{name}.py").run()
+        _no_exception(at)
+        assert [t.value for t in at.title] == [title]
 
 
 def test_overview_shows_health_alerts_and_verdicts(sample_root, open_page):
