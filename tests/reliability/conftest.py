@@ -72,7 +72,7 @@ def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerHa
     """One reference server for the tests that do not kill or reconfigure it: API key required,
     capture on (no raw text), small engine (4 running, 8 waiting) so overload is cheap to reach."""
     capture = tmp_path_factory.mktemp("shared-server") / "capture.jsonl"
-    key = secrets.token_urlsafe(24)
+    key = secrets.token_hex(16)
     args = ("--max-num-seqs", "4", "--max-waiting", "8", "--capture", str(capture))
     with start_reference_server(*args, env={"TOLLGATE_API_KEY": key}) as server:
         server.capture = capture

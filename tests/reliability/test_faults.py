@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import signal
+import socket
 import sqlite3
 import subprocess
 import time
@@ -55,7 +56,17 @@ def test_server_killed_mid_run(tmp_path, figures):
         server, url = svc.server(port=port)
         monitor = svc.sup.start(
             "monitor",
-            tollgate("monitor", "--target", url, "--interval", "500ms", "--rules", str(_rules(tmp_path))),
+            tollgate(
+                "monitor",
+                "--target",
+                url,
+                "--interval",
+                "500ms",
+                "--rules",
+                str(_rules(tmp_path)),
+                "--store",
+                str(tmp_path / "monitor.db"),
+            ),  # fmt: skip
             env={"TOLLGATE_SLACK_WEBHOOK": f"{slack_url}/services/T/B/x", "PYTHONUNBUFFERED": "1"},
         )
         argv = tollgate("load", "--url", url, "--users", "2", "--duration", "8s", "--output-tokens", "4")
@@ -102,12 +113,21 @@ def test_server_killed_mid_run(tmp_path, figures):
         figures.alerts_lost += 2 - len(fired) - len(resolved)
 
 
+def _hold_port() -> socket.socket:
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock
+
+
 def _outbox(store: Path) -> list[dict]:
     if not store.exists():
         return []
-    with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as conn:
-        conn.row_factory = sqlite3.Row
-        return [dict(r) for r in conn.execute("SELECT fingerprint, state, status, attempts FROM outbox")]
+    try:
+        with sqlite3.connect(f"file:{store}?mode=ro", uri=True, timeout=5) as conn:
+            conn.row_factory = sqlite3.Row
+            return [dict(r) for r in conn.execute("SELECT fingerprint, state, status, attempts FROM outbox")]
+    except sqlite3.Error:  # the monitor is still creating the database
+        return []
 
 
 @pytest.mark.timeout(180)
@@ -118,8 +138,10 @@ def test_monitor_killed_during_delivery_with_slack_down(tmp_path, figures):
     exactly once (no loss, no duplicate), in the outbox as delivered. Security: the webhook URL's
     secret appears neither in the monitor's logs nor in its store (which the dashboard reads)."""
     store = tmp_path / "monitor.db"
-    slack_port = free_port()  # nothing listens here until "Slack" comes back
-    dead = [f"http://127.0.0.1:{free_port()}" for _ in range(3)]
+    # Ports bound but not listening: connections are refused, and no other process can take them.
+    held = [_hold_port() for _ in range(4)]
+    slack_port = held[0].getsockname()[1]  # nothing listens here until "Slack" comes back
+    dead = [f"http://127.0.0.1:{sock.getsockname()[1]}" for sock in held[1:]]
     argv = tollgate("monitor", *(a for t in dead for a in ("--target", t)), "--interval", "500ms")
     argv += ["--rules", str(_rules(tmp_path)), "--store", str(store), "--group-by", "alertname,target"]
     secret = secrets.token_hex(12)  # the part of a Slack webhook URL that must never leak
@@ -134,6 +156,7 @@ def test_monitor_killed_during_delivery_with_slack_down(tmp_path, figures):
         first.proc.send_signal(signal.SIGKILL)
         first.proc.wait(timeout=10)
         figures.faults += 1 + len(_outbox(store))  # the kill and each refused delivery
+        held[0].close()
         _, _, record = svc.receiver(port=slack_port)
         svc.sup.start("monitor-2", argv, env=env)
         wait_until(lambda: len(slack_headlines(record)) >= 3, 90, "three deliveries after the restart")
@@ -152,6 +175,8 @@ def test_monitor_killed_during_delivery_with_slack_down(tmp_path, figures):
             if secret.encode() in p.read_bytes()
         ]
         assert leaks == [], f"the webhook URL leaked into {leaks}"
+    for sock in held:
+        sock.close()
 
 
 def _capture_line(i: int, text: str) -> str:
