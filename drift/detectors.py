@@ -53,30 +53,33 @@ class NumericGrid:
             starts = np.flatnonzero(np.concatenate([[True], ~ties]))
             uniq, ends = live_sorted[starts], np.append(starts[1:], n)
         else:  # continuous data: every value is its own step
-            starts = np.arange(n)
-            uniq, ends = live_sorted, starts + 1
+            uniq, ends = live_sorted, np.arange(1, n + 1)
         # Merge the reference breakpoints into the live values; equal values may repeat (zero-width steps).
         pos = np.searchsorted(uniq, xs, side="left")
         grid = np.insert(uniq, pos, xs)
         live_r = np.insert(ends / n, pos, np.searchsorted(live_sorted, xs, side="right") / n)
-        live_l = np.insert(starts / n, pos, np.searchsorted(live_sorted, xs, side="left") / n)
         size = grid.size
         idx_r = np.bincount(np.searchsorted(grid, xs, side="left"), minlength=size + 1).cumsum()[:size]
         idx_l = np.bincount(np.searchsorted(grid, xs, side="right"), minlength=size + 1).cumsum()[:size]
-        ref_r = eval_cdf(xs, fs, grid, "right", idx_r, t_sorted=True)
-        ref_l = ref_r.copy()  # left and right limits differ only at the reference's own breakpoints
-        jump = np.flatnonzero(idx_l != idx_r)
-        ref_l[jump] = eval_cdf(xs, fs, grid[jump], "left", idx_l[jump])
-        ks = float(max(np.abs(ref_r - live_r).max(), np.abs(ref_l - live_l).max()))
-        # Between breakpoints the live CDF is flat and the reference CDF linear: integrate |a..b| exactly.
-        a = ref_r[:-1] - live_r[:-1]
-        b = ref_l[1:] - live_r[:-1]
+        d = eval_cdf(xs, fs, grid, "right", idx_r, t_sorted=True)  # F_ref(g), becomes F_ref(g) - F_live(g)
+        jump = np.flatnonzero(idx_l != idx_r)  # left and right limits differ only at reference breakpoints
+        ref_l_jump = eval_cdf(xs, fs, grid[jump], "left", idx_l[jump]) - d[jump]
+        d -= live_r
+        # b[k] = F_ref(g[k+1]-) - F_live(g[k]): the difference just before the next breakpoint.
+        b = np.diff(live_r)
+        b += d[1:]
+        nz = jump[jump > 0]
+        b[nz - 1] += ref_l_jump[jump > 0]
         h = np.diff(grid)
-        area = float(np.dot(h, np.abs(a) + np.abs(b))) / 2
-        # Where the difference changes sign inside an interval, |a..b| integrates to
-        # (|a|+|b|)/2 - |a||b|/(|a|+|b|): subtract that correction on the (few) crossing intervals.
-        c = np.flatnonzero(a * b < 0)
-        ac, bc = np.abs(a[c]), np.abs(b[c])
+        abs_d, abs_b = np.abs(d), np.abs(b)
+        abs_b_ks = abs_b.copy()
+        abs_b_ks[h == 0] = 0.0  # at a repeated value the "left limit" pairing is not a limit
+        ks = float(max(abs_d.max(), abs_b_ks.max() if abs_b_ks.size else 0.0))
+        # Between breakpoints the live CDF is flat and the reference CDF linear: integrate |a..b| exactly,
+        # where the difference changes sign inside an interval it integrates to (|a|+|b|)/2 - |a||b|/(|a|+|b|).
+        area = (float(np.dot(h, abs_d[:-1])) + float(np.dot(h, abs_b))) / 2
+        c = np.flatnonzero(d[:-1] * b < 0)
+        ac, bc = abs_d[c], abs_b[c]
         wasserstein = area - float(np.dot(h[c], ac * bc / (ac + bc)))
         return cls(ks, wasserstein)
 

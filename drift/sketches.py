@@ -199,7 +199,9 @@ def eval_cdf(
     i = np.clip(idx, 1, xs.size - 1) - 1
     span = np.diff(xs)
     slope = np.divide(np.diff(fs), span, out=np.zeros_like(span), where=span > 0)
-    out = fs[i] + slope[i] * (t - xs[i])
+    out = t - xs[i]
+    out *= slope[i]
+    out += fs[i]
     if t_sorted:
         out[: np.searchsorted(idx, 1)] = 0.0
         out[np.searchsorted(idx, xs.size) :] = 1.0

@@ -102,3 +102,18 @@ def test_profile_streams_files_in_chunks(tmp_path) -> None:
     empty.write_text("")
     with pytest.raises(ProfileError, match="no usable rows"):
         build_profile(iter_feature_chunks(empty))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_grid_statistics_are_exact_for_an_exact_sketch(seed: int) -> None:
+    """With value counts (ties, live values the reference never had) KS and Wasserstein equal scipy's."""
+    from scipy import stats
+
+    from drift.detectors import NumericGrid
+
+    rng = np.random.default_rng(seed)
+    ref = rng.poisson(30, 4000).astype(float)
+    live = np.concatenate([rng.poisson(31, 500), rng.normal(31, 5, 100)])
+    grid = NumericGrid.compute(NumericSketch.from_values(ref), np.sort(live))
+    assert grid.ks == pytest.approx(stats.ks_2samp(ref, live).statistic, abs=1e-12)
+    assert grid.wasserstein == pytest.approx(stats.wasserstein_distance(ref, live), rel=1e-9)
