@@ -36,6 +36,7 @@ CASES = {
     "alerts": ("alerts", {}, True),
 }
 BUDGET_S = 2.0
+BROKEN_DATA = ("query failed", "not a readable", "cannot be read", "not valid JSON", "skipped")
 
 
 def _dataset(folder: Path, days: float, n_requests: int, n_targets: int) -> tuple[Path, float]:
@@ -74,6 +75,9 @@ def _timed_run(page: str, query: dict[str, str], downsample: bool, clear: bool, 
     elapsed = time.perf_counter() - start
     if at.exception:
         raise RuntimeError(f"{page} {query}: {at.exception[0].value}")
+    broken = [w.value for w in at.warning if any(k in w.value for k in BROKEN_DATA)]
+    if broken:  # a page that only warned would look fast; the sample data is never damaged
+        raise RuntimeError(f"{page} {query}: {broken[0]}")
     return elapsed, at
 
 
