@@ -1,15 +1,18 @@
 """`tollgate demo`: the whole suite end to end on embedded defaults, in a few minutes.
 
 Starts, as supervised children on free 127.0.0.1 ports: the reference server (tiny preset, capture
-on), a local Slack-compatible receiver, the monitor (scraping the server, alerting into the
-receiver) and the dashboard. Builds a drift profile from the embedded training prompts, then runs
-three Locust phases through `tollgate load`: steady (training-like traffic), shifted (long
-prompts on other topics) and overload (open loop at several times the measured capacity). Gates
-the phases against the shipped SLO file (and the overload run against the steady run as baseline),
-checks the steady and shifted capture windows for drift, and prints the alerts that fired.
+on), a local Slack-compatible receiver, `tollgate drift watch` on the capture log, the monitor
+(scraping the server and the drift watcher, alerting into the receiver) and the dashboard. The drift
+profile comes from the embedded training prompts (tollgate/demo_data). Then three Locust phases
+through `tollgate load`: steady (training-like traffic), shifted (longer prompts on other topics)
+and overload (open loop at several times the capacity measured in the steady phase). Gates the
+steady run against the shipped SLO file and the overload run against it with the steady run as
+baseline, checks the steady and shifted capture windows for drift, and shows the alerts that fired.
 
-Ctrl-C (or SIGTERM) at any point stops every process the demo started.
-Exit codes: 0 every step ran, 1 a step failed, 2 bad flags, 3 a component is not built, 130 interrupted.
+Everything lands in one self-contained folder, <out>/demo/<timestamp>/ (runs/, drift/, monitor.db,
+logs/), which is also the dashboard's data folder. Ctrl-C (or SIGTERM) at any point stops every
+process the demo started. Exit codes: 0 every step ran, 1 a step failed, 2 bad flags or output
+folder, 3 a component is not built, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tollgate demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--duration", type=parse_duration, default=90.0, help="total load time (default 90s)")
+    p.add_argument("--duration", type=parse_duration, default=120.0, help="total load time (default 120s)")
     p.add_argument("--out", type=Path, default=Path("reports"), help="reports root (default reports)")
     p.add_argument("--keep-running", action="store_true", help="leave the services up until Ctrl-C")
     p.add_argument("--no-dashboard", action="store_true", help="do not start the Streamlit dashboard")
@@ -91,13 +94,18 @@ class Demo:
     def __init__(self, args: argparse.Namespace, console: Console) -> None:
         self.args = args
         self.console = console
-        self.root = args.out
-        stamp = time.strftime("%Y%m%d-%H%M%S")
-        self.folder = self.root / "demo" / stamp
+        # Each demo is self-contained: its folder is the data root the dashboard reads (runs/, drift/,
+        # monitor.db), so no state (e.g. an old outbox) leaks from one demo into the next.
+        self.folder = args.out / "demo" / time.strftime("%Y%m%d-%H%M%S")
+        self.root = self.folder
         self.started = time.time()
         self.result = DemoResult(self.folder, started_at=self.started)
         self.missing = missing_components()
-        self.sup = Supervisor(self.folder / "logs")
+        # Never inherit the user's real webhooks: demo alerts go to the local receiver only.
+        self.sup = Supervisor(
+            self.folder / "logs", drop_env=("TOLLGATE_SLACK_WEBHOOK", "TOLLGATE_WEBHOOK_URL")
+        )
+        self.drift_metrics = ""
         self.server_url = ""
         self.receiver: Child | None = None
         self.phase_windows: dict[str, tuple[float, float]] = {}
@@ -150,14 +158,25 @@ class Demo:
         self.slack_url = f"http://127.0.0.1:{port}/services/demo"
         return "ok", f"Slack-compatible receiver on 127.0.0.1:{port}, messages in {self.slack_record}"
 
+    def start_drift_watch(self) -> tuple[str, str]:
+        """Checks the growing capture log every 10 s over the last 60 s (per-window decisions, so the
+        demo reacts within one window) and exports tollgate_drift_* gauges for the monitor."""
+        port = free_port()
+        argv = tollgate(
+            "drift", "watch", "--profile", str(self.profile), "--live", str(self.capture),
+            "--interval", "10", "--window", "60s", "--per-window", "--permutations", "200",
+            "--port", str(port), "--out", str(self.root / "drift"),
+        )  # fmt: skip
+        child = self.sup.start("drift-watch", argv)
+        self.drift_metrics = f"http://127.0.0.1:{port}"
+        self.sup.wait_http(child, f"{self.drift_metrics}/metrics", timeout=60)
+        return "ok", f"checking the capture log every 10s, gauges on {self.drift_metrics}/metrics"
+
     def start_monitor(self) -> tuple[str, str]:
         self.store = self.root / "monitor.db"
-        argv = tollgate(
-            "monitor", "--target", self.server_url, "--interval", "1s", "--store", str(self.store)
-        )
-        rules = DATA_DIR / "rules.yaml"
-        if rules.exists():
-            argv += ["--rules", str(rules)]
+        targets = [self.server_url, *([self.drift_metrics] if self.drift_metrics else [])]
+        argv = tollgate("monitor", *(a for t in targets for a in ("--target", t)), "--interval", "1s")
+        argv += ["--store", str(self.store), "--rules", str(DATA_DIR / "rules.yaml")]
         env = {"TOLLGATE_SLACK_WEBHOOK": self.slack_url} if self.receiver else {}
         child = self.sup.start("monitor", argv, env=env)
         time.sleep(2.0)
@@ -254,17 +273,17 @@ class Demo:
             return "error", f"the server wrote no capture log at {self.capture}"
         verdicts, drifted = [], False
         for label, live in self.split_capture().items():
-            drift_dir = self.root / "drift"
-            before = set(drift_dir.glob("*.json"))
             argv = tollgate("drift", "check", "--profile", str(self.profile), "--live", str(live))
-            argv += ["--out", str(drift_dir)]
-            rc, _ = self.run(f"drift-check-{label}", argv, timeout=120)
+            rc, out = self.run(
+                f"drift-check-{label}", [*argv, "--out", str(self.root / "drift")], timeout=120
+            )
             if rc not in (0, 1):
                 return self._fail(f"drift-check-{label}", rc)
-            new = sorted(set(drift_dir.glob("*.json")) - before)
-            self.result.drift_reports.append((label, new[-1] if new else None))
-            if new:
-                self.result.links[f"drift ({label})"] = str(new[-1])
+            written = [line.split("result:", 1)[1].strip() for line in out.splitlines() if "result:" in line]
+            path = Path(written[-1]) if written else None
+            self.result.drift_reports.append((label, path))
+            if path:
+                self.result.links[f"drift ({label})"] = str(path)
             verdicts.append(f"{label}: {'drift' if rc == 1 else 'no drift'}")
             drifted = drifted or rc == 1
         return "drift" if drifted else "ok", "; ".join(verdicts)
@@ -277,14 +296,16 @@ class Demo:
         if not self.step("reference server", "server", self.start_server):
             return EXIT_STEP_FAILED
         self.step("Slack receiver", "receiver", self.start_receiver)
+        have_profile = self.step("drift profile", "drift", self.build_profile)
+        if have_profile and "drift" not in self.missing:
+            self.step("drift watch", "drift", self.start_drift_watch)
         self.step("monitor", "monitor", self.start_monitor)
         if not self.args.no_dashboard:
             self.step("dashboard", "dashboard", self.start_dashboard)
-        have_profile = self.step("drift profile", "drift", self.build_profile)
         dataset_steady, dataset_shift = "live_steady.jsonl", "live_shifted.jsonl"
-        self.step("load: steady", "load", lambda: self.load_phase("steady", dataset_steady, ["--users", "3"]))
+        self.step("load: steady", "load", lambda: self.load_phase("steady", dataset_steady, ["--users", "4"]))
         self.step(
-            "load: shifted", "load", lambda: self.load_phase("shifted", dataset_shift, ["--users", "3"])
+            "load: shifted", "load", lambda: self.load_phase("shifted", dataset_shift, ["--users", "4"])
         )
         rate = max(2.0, OVERLOAD_FACTOR * self.capacity())
         overload = ["--rate", f"{rate:.1f}", "--arrival", "poisson"]

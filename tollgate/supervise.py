@@ -135,10 +135,11 @@ class Supervisor:
         env: dict[str, str] | None = None,
         stop_timeout: float = 10.0,
         handle_signals: bool = True,
+        drop_env: tuple[str, ...] = (),
     ) -> None:
         self.log_dir = Path(log_dir)
         self.handle_signals = handle_signals
-        self.env = {**os.environ, **(env or {})}
+        self.env = {k: v for k, v in {**os.environ, **(env or {})}.items() if k not in drop_env}
         self.stop_timeout = stop_timeout
         self.children: list[Child] = []
         self._old_handlers: dict[int, object] = {}

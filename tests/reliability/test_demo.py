@@ -1,0 +1,63 @@
+"""`tollgate demo` as a process tree: Ctrl-C in the middle leaves nothing behind."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from tests.reliability.helpers import wait_until
+
+
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _alive(procs: list[psutil.Process]) -> list[str]:
+    alive = []
+    for proc in procs:
+        try:
+            if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
+                alive.append(f"{proc.pid} {' '.join(proc.cmdline()[:6])}")
+        except psutil.NoSuchProcess:
+            continue
+    return alive
+
+
+@pytest.mark.timeout(180)
+def test_ctrl_c_during_the_demo_leaves_no_orphan(tmp_path, figures):
+    """Injects SIGINT (Ctrl-C) into `tollgate demo` once its server, Slack receiver, drift watcher
+    and monitor are running; must hold: the demo exits 130 promptly, says it is stopping, and not
+    one of the processes it started (each in its own process group) is left running."""
+    demo = subprocess.Popen(
+        [sys.executable, "-m", "tollgate", "demo", "--no-dashboard", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    started: list[psutil.Process] = []
+    try:
+
+        def services_up() -> bool:
+            started[:] = _descendants(demo.pid)
+            names = " ".join(" ".join(p.cmdline()) for p in started if p.is_running())
+            return all(word in names for word in ("serve", "webhook_receiver", "monitor"))
+
+        wait_until(services_up, 120, "the demo's services to start")
+        figures.faults += 1
+        demo.send_signal(signal.SIGINT)
+        out, _ = demo.communicate(timeout=60)
+    finally:
+        if demo.poll() is None:
+            demo.kill()
+    assert demo.returncode == 130, out[-3000:]
+    assert "stopping every process" in out
+    figures.notes.append(f"{len(started)} child processes stopped")
+    wait_until(lambda: not _alive(started), 15, "every demo child to exit")
+    assert _alive(started) == []
