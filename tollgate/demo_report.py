@@ -29,7 +29,7 @@ STYLE = {
 @dataclass
 class Step:
     name: str
-    status: str  # ok | pass | fail | drift | error | skipped
+    status: str  # ok | pass | fail | invalid | drift | error | skipped
     detail: str = ""
     seconds: float = 0.0
 
