@@ -11,7 +11,7 @@ import streamlit as st
 
 from dashboards.data.analysis import errors_by_reason, latency_cdf, timeline
 from dashboards.data.runs import RunDataError, RunIndex, requests_file
-from dashboards.redact import redact
+from dashboards.redact import redact, redact_tree
 from dashboards.settings import max_points
 from dashboards.ui import lines, plot, style, verdict_badge, when
 from tollgate.contracts.run_folder import PERCENTILE_KEYS
@@ -20,18 +20,6 @@ VALIDITY_HELP = {
     "client_bound": "the load generator ran out of CPU, so latencies include client delay",
     "estimated_tokens": "output tokens were counted by the client because the server sent no usage",
 }
-SECRET_KEYS = ("key", "token", "secret", "password", "authorization", "webhook")
-
-
-def redacted(node: Any, key: str = "") -> Any:
-    """The config with secret-looking values and URL paths masked."""
-    if isinstance(node, dict):
-        return {k: redacted(v, str(k)) for k, v in node.items()}
-    if isinstance(node, list):
-        return [redacted(v, key) for v in node]
-    if any(s in key.lower() for s in SECRET_KEYS) and node not in (None, "", False):
-        return "***"
-    return redact(node) if isinstance(node, str) else node
 
 
 def pick_run(index: RunIndex, label: str, key: str, default: str | None = None) -> str | None:
@@ -104,9 +92,9 @@ def render_detail(root: Path, index: RunIndex, run_id: str | None = None) -> Non
     with st.expander("Config and environment"):
         st.json(
             {
-                "config": redacted(cfg),
-                "environment": redacted(s.get("environment")),
-                "server": redacted(s.get("server")),
+                "config": redact_tree(cfg),
+                "environment": redact_tree(s.get("environment")),
+                "server": redact_tree(s.get("server")),
             }
         )
 

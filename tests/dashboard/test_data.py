@@ -8,7 +8,7 @@ import pytest
 
 from dashboards.data import analysis, store
 from dashboards.data.alerts import episodes, matchers_text
-from dashboards.redact import redact
+from dashboards.redact import redact, redact_tree
 
 
 @pytest.mark.parametrize(
@@ -27,6 +27,27 @@ from dashboards.redact import redact
 )
 def test_redact_masks_secrets_and_keeps_the_rest(text, expected):
     assert redact(text) == expected
+
+
+def test_redact_tree_masks_secret_keys_but_not_token_counts():
+    config = {
+        "api_key": "sk-live-123",
+        "max_tokens": 256,
+        "output_tokens": "128",
+        "headers": {"Authorization": "Bearer abc", "X-Trace": "1"},
+        "slack_webhook": "https://hooks.slack.com/services/T/B/secret",
+        "target": "http://127.0.0.1:8000/v1?access_token=zzz",
+        "receivers": [{"token": "t0k3n", "name": "oncall"}],
+    }
+    assert redact_tree(config) == {
+        "api_key": "***",
+        "max_tokens": 256,
+        "output_tokens": "128",
+        "headers": {"Authorization": "***", "X-Trace": "1"},
+        "slack_webhook": "***",
+        "target": "http://127.0.0.1:8000/***",
+        "receivers": [{"token": "***", "name": "oncall"}],
+    }
 
 
 def test_pick_tier_takes_the_coarsest_tier_with_enough_points():
