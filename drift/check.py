@@ -342,6 +342,7 @@ def run_check(
         if c not in profile.features
     ]
     warnings += [f"{r['feature']}: undecided ({r['reason']})" for r in rows if r["status"] == "undecided"]
+    warnings += [r["warning"] for r in rows if r.get("warning")]
     multi = check_sketch(profile, live, settings) if profile.sketch_dim else None
     family = rows + ([multi] if multi else [])
     drifted = decide(family, settings.alpha, settings.correction)

@@ -236,3 +236,15 @@ def test_sequential_state_between_cron_runs(work: Path, tmp_path: Path) -> None:
     assert code == 0 and result["sequential"]["windows"] == 2 and result["sequential"]["alarms"] == 1
     state.write_text("{}")
     assert _check(work, "ok.jsonl", "--sequential-state", str(state))[0] == 2
+
+
+def test_non_numeric_values_in_a_numeric_feature_count_as_missing() -> None:
+    rng = np.random.default_rng(8)
+    profile = build_profile(features_from_frame(pd.DataFrame({"x": rng.normal(size=500)})))
+    live = pd.DataFrame(
+        {"x": [*rng.normal(size=95).tolist(), "n/a", "n/a", "oops", None, "1e3"]}, dtype=object
+    )
+    result = run_check(profile, features_from_frame(live))
+    rows = {r["feature"]: r for r in result["features"]}
+    assert rows["x"]["n_live"] == 96 and rows["x.missing_rate"]["details"]["rate"] == pytest.approx(0.04)
+    assert any("3 live values of 'x' are not numbers" in w for w in result["warnings"])
