@@ -47,7 +47,13 @@ def test_ctrl_c_during_the_demo_leaves_no_orphan(tmp_path, figures):
         def services_up() -> bool:
             started[:] = _descendants(demo.pid)
             names = " ".join(" ".join(p.cmdline()) for p in started if p.is_running())
-            return all(word in names for word in ("serve", "webhook_receiver", "monitor"))
+            wanted = (
+                "tollgate serve",
+                "monitors.webhook_receiver",
+                "tollgate drift watch",
+                "tollgate monitor",
+            )
+            return all(word in names for word in wanted)
 
         wait_until(services_up, 120, "the demo's services to start")
         figures.faults += 1

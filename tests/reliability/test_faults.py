@@ -46,7 +46,7 @@ def _rules(tmp_path: Path) -> Path:
 
 @pytest.mark.timeout(240)
 def test_server_killed_mid_run(tmp_path, figures):
-    """Injects SIGKILL into the server 3 s into an 8 s `tollgate load` run, with `tollgate monitor`
+    """Injects SIGKILL into the server 2 s into a 6 s `tollgate load` run, with `tollgate monitor`
     scraping it; must hold: the load generator still writes a complete, valid summary.json that
     says the run failed (connection errors counted, not crashed), the monitor's TargetDown alert
     reaches Slack, and after a restart on the same port requests succeed and the alert resolves."""
@@ -69,7 +69,7 @@ def test_server_killed_mid_run(tmp_path, figures):
             ),  # fmt: skip
             env={"TOLLGATE_SLACK_WEBHOOK": f"{slack_url}/services/T/B/x", "PYTHONUNBUFFERED": "1"},
         )
-        argv = tollgate("load", "--url", url, "--users", "2", "--duration", "8s", "--output-tokens", "4")
+        argv = tollgate("load", "--url", url, "--users", "2", "--duration", "6s", "--output-tokens", "4")
         load = subprocess.Popen(
             [*argv, "--name", "killed", "--out", str(tmp_path / "runs")],
             stdout=subprocess.PIPE,
@@ -77,7 +77,7 @@ def test_server_killed_mid_run(tmp_path, figures):
             text=True,
         )
         try:
-            time.sleep(3)
+            time.sleep(2)
             server.proc.send_signal(signal.SIGKILL)
             figures.faults += 1
             out, err = load.communicate(timeout=150)
