@@ -114,15 +114,33 @@ def _listening_addresses(pid: int) -> set[str]:
 
 @pytest.mark.timeout(120)
 def test_services_bind_loopback_by_default(shared_server, tmp_path, figures):
-    """Injects nothing: starts the server and the dashboard without --host; must hold: every socket
-    they listen on is bound to 127.0.0.1 (nothing on 0.0.0.0 or a public address)."""
+    """Injects nothing: starts the server (shared), the dashboard, the monitor's GPU/host exporter and
+    the monitor itself without --host; must hold: every socket they listen on is bound to 127.0.0.1
+    (nothing on 0.0.0.0 or a public address)."""
     with services(tmp_path) as svc:
-        port = free_port()
+        port, gpu_port = free_port(), free_port()
         dash = svc.sup.start(
             "dashboard", [*tollgate("dashboard"), "--port", str(port), "--data", str(tmp_path)]
         )
+        gpu = svc.sup.start("gpu-exporter", tollgate("monitor", "gpu", "--port", str(gpu_port)))
+        monitor = svc.sup.start(
+            "monitor",
+            tollgate(
+                "monitor",
+                "--target",
+                shared_server.url,
+                "--store",
+                str(tmp_path / "m.db"),
+                "--interval",
+                "1s",
+            ),
+        )
         svc.sup.wait_http(dash, f"http://127.0.0.1:{port}/_stcore/health", timeout=90)
-        for name, pid in (("server", shared_server.proc.pid), ("dashboard", dash.pid)):
+        svc.sup.wait_http(gpu, f"http://127.0.0.1:{gpu_port}/metrics", timeout=60)
+        wait_until(lambda: (tmp_path / "m.db").exists(), 30, "the monitor's first scrape")
+        listeners = (("server", shared_server.proc.pid), ("dashboard", dash.pid), ("gpu exporter", gpu.pid))
+        for name, pid in listeners:
             addresses = wait_until(lambda p=pid: _listening_addresses(p), 10, f"{name} listening")
             assert addresses == {"127.0.0.1"}, (name, addresses)
+        assert _listening_addresses(monitor.pid) <= {"127.0.0.1"}
         figures.requests += 2
