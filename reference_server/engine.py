@@ -12,7 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -23,50 +23,14 @@ from reference_server.detokenizer import IncrementalDetokenizer
 from reference_server.errors import ConfigError
 from reference_server.loader import load_model
 from reference_server.model_runner import ModelRunner, kv_bytes_per_block
+from reference_server.outputs import EngineStats, RequestOutput, RequestTimes
 from reference_server.sampling import SamplingParams
 from reference_server.scheduler import Scheduler
 from reference_server.sequence import Sequence
 from reference_server.tokenizer import ByteTokenizer, load_tokenizer
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class RequestTimes:
-    arrival: float
-    first_scheduled: float | None
-    first_token: float | None
-    last_token: float | None
-    finished: float | None
-    num_cached_prompt_tokens: int = 0
-    num_preemptions: int = 0
-
-
-@dataclass
-class RequestOutput:
-    request_id: str
-    new_token_ids: list[int]
-    text: str
-    finished: bool
-    finish_reason: str | None
-    num_prompt_tokens: int
-    num_output_tokens: int
-    times: RequestTimes
-    token_times: list[float] = field(default_factory=list)
-
-
-@dataclass
-class EngineStats:
-    num_running: int
-    num_waiting: int
-    num_kv_blocks: int
-    num_free_blocks: int
-    num_cached_blocks: int
-    kv_cache_usage: float
-    prefix_cache_queries: int
-    prefix_cache_hits: int
-    num_preemptions: int
-    step_count: int
+__all__ = ["Engine", "EngineStats", "RequestOutput", "RequestTimes"]
 
 
 @dataclass

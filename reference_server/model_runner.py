@@ -1,6 +1,6 @@
 """Runs one scheduled step on the model: builds the flat batch, owns the KV cache, samples.
 
-The KV cache is allocated once here ([layers, blocks, block_size, kv_heads, head_dim] for K and for V)
+The KV cache is allocated once here ([layers, blocks, kv_heads, block_size, head_dim] for K and for V)
 and never resized. Per step the runner only builds small index tensors (tokens, positions, KV slots,
 block tables), so nothing proportional to the cache is allocated in the hot path.
 """
@@ -29,11 +29,19 @@ class ModelRunner:
         a = model.args
         param = model.embed.weight
         self.device, self.dtype = param.device, param.dtype
-        shape = (a.num_layers, num_blocks, block_size, a.num_kv_heads, a.head_dim)
+        self.num_kv_heads = a.num_kv_heads
+        shape = (a.num_layers, num_blocks, a.num_kv_heads, block_size, a.head_dim)
         self.k_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self.v_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
         model.bind_kv_cache(self.k_cache, self.v_cache)
         self.generator = torch.Generator().manual_seed(seed)  # for unseeded sampled requests
+
+    def chunk_index(self, tables: list[list[int]]) -> torch.Tensor:
+        """Indices of each table's (block, kv head) chunks in the cache viewed as [-1, block_size, dim],
+        ordered [table, head, block] so one index_select yields [B, kv_heads, blocks * block_size, dim]."""
+        t = self._tensor(tables)
+        heads = torch.arange(self.num_kv_heads, device=self.device)
+        return (t.unsqueeze(1) * self.num_kv_heads + heads.view(1, -1, 1)).view(-1)
 
     def _tensor(self, data: list[int]) -> torch.Tensor:
         return torch.tensor(data, dtype=torch.long).to(self.device, non_blocking=True)
@@ -58,18 +66,20 @@ class ModelRunner:
             if c + n == len(seq):
                 logits_rows.append(start + n - 1)
             if k >= num_decode:
-                blocks = self._tensor(table[: -(-(c + n) // bs)]) if c else None
+                blocks = self.chunk_index([table[: -(-(c + n) // bs)]]) if c else None
                 prefills.append((start, n, c, blocks))
+        slot = self._tensor(slots)
         meta = AttentionMeta(
             positions=self._tensor(positions),
-            slot_mapping=self._tensor(slots),
+            slot_block=slot // bs,
+            slot_offset=slot % bs,
             num_decode=num_decode,
             prefills=prefills,
         )
         if num_decode:
             width = max(len(seq.block_table) for seq, _ in batch[:num_decode])
             tables = [seq.block_table + [0] * (width - len(seq.block_table)) for seq, _ in batch[:num_decode]]
-            meta.decode_block_tables = self._tensor(tables)
+            meta.decode_chunks = self.chunk_index(tables)
             lengths = [seq.num_computed_tokens + 1 for seq, _ in batch[:num_decode]]
             if min(lengths) == max(lengths):
                 meta.decode_len = lengths[0]
