@@ -269,13 +269,14 @@ def check_categorical(
 
 
 def check_sketch(profile: Profile, live: Features, settings: CheckSettings) -> dict[str, Any]:
-    spec = settings.specs.get("prompt_sketch", FeatureSpec())
+    name = profile.vector_name
+    spec = settings.specs.get(name, FeatureSpec())
     ref = profile.reservoir.vectors
     n_ref = 0 if ref is None else int(ref.shape[0])
     n_live = 0 if live.vectors is None else int(live.vectors.shape[0])
     method = spec.method or "mmd"
     row = _row(
-        "prompt_sketch",
+        name,
         "sketch",
         n_ref,
         n_live,
@@ -284,6 +285,11 @@ def check_sketch(profile: Profile, live: Features, settings: CheckSettings) -> d
     )
     if method != "mmd":
         return _undecided(row, f"method '{method}' does not apply to the prompt sketch (choose mmd)")
+    if live.vector_name != name:
+        return _undecided(
+            row,
+            f"the profile holds {name} vectors, the live data {live.vector_name}; use --embeddings on both or neither",
+        )
     if live.vectors is None:
         return _undecided(row, "live data has no prompt sketches")
     if ref is None or live.vectors.shape[1] != ref.shape[1]:
@@ -347,7 +353,7 @@ def run_check(
     family = rows + ([multi] if multi else [])
     drifted = decide(family, settings.alpha, settings.correction)
     if multi and multi["status"] == "undecided":
-        warnings.append(f"prompt_sketch: undecided ({multi['reason']})")
+        warnings.append(f"{multi['feature']}: undecided ({multi['reason']})")
     return {
         "schema_version": DRIFT_SCHEMA_VERSION,
         "created_at": time.time(),

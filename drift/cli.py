@@ -19,6 +19,7 @@ from typing import Any
 
 from drift.check import CheckSettings, run_check, select_window
 from drift.decide import FeatureSpec, parse_overrides
+from drift.embeddings import EmbeddingsUnavailable
 from drift.features import FeatureError, Features, iter_feature_chunks, load_features
 from drift.profile import RESERVOIR_CAPACITY, ProfileError, build_profile, load_profile, save_profile
 from drift.report import evidently_report, print_table, write_result
@@ -55,6 +56,9 @@ def add_check_options(p: argparse.ArgumentParser) -> None:
         "--out", default="reports/drift", help="folder for <check_id>.json (default reports/drift)"
     )
     p.add_argument("--evidently-report", help="also write Evidently's DataDriftPreset HTML report here")
+    p.add_argument(
+        "--embeddings", action="store_true", help="sentence embeddings (extra) instead of prompt sketches"
+    )
 
 
 def settings_from(args: argparse.Namespace) -> CheckSettings:
@@ -85,11 +89,10 @@ def cmd_profile(args: argparse.Namespace) -> int:
     profile = None
     try:
         for path in args.data:
-            part = build_profile(
-                _reporting(iter_feature_chunks(path)), args.reservoir, args.seed, source=str(path)
-            )
+            chunks = _reporting(iter_feature_chunks(path, embed=args.embeddings))
+            part = build_profile(chunks, args.reservoir, args.seed, source=str(path))
             profile = part if profile is None else profile.merge(part, args.seed)
-    except (FeatureError, ProfileError) as exc:
+    except (FeatureError, ProfileError, EmbeddingsUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     assert profile is not None
@@ -106,8 +109,8 @@ def run_once(
     try:
         settings = settings_from(args)
         profile = load_profile(args.profile)
-        live = load_features(args.live)
-    except (FeatureError, ProfileError, ValueError) as exc:
+        live = load_features(args.live, embed=args.embeddings)
+    except (FeatureError, ProfileError, ValueError, EmbeddingsUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT, None
     window, start, end = select_window(live, args.window)
@@ -176,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--reservoir", type=int, default=RESERVOIR_CAPACITY, help="rows kept as a sample (default 10000)"
     )
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--embeddings", action="store_true", help="sentence embeddings (extra) instead of prompt sketches"
+    )
     c = sub.add_parser(
         "check", help="check live requests against a profile (exit 0 ok, 1 drift, 2 bad input)"
     )

@@ -39,6 +39,8 @@ NUMERIC = (
 )
 CATEGORICAL = ("system_fingerprint", "dominant_script")
 SKETCH_PREFIX = "sketch_"
+SKETCH_FEATURE = "prompt_sketch"  # the multivariate feature: hashed prompt sketch ...
+EMBEDDING_FEATURE = "prompt_embedding"  # ... or, with --embeddings, sentence embeddings (drift.embeddings)
 NO_SYSTEM = "<none>"
 MAX_WARNINGS = 20
 
@@ -54,6 +56,7 @@ class Features:
     timestamps: np.ndarray | None = None
     n_skipped: int = 0
     warnings: list[str] = field(default_factory=list)
+    vector_name: str = SKETCH_FEATURE
 
     def __len__(self) -> int:
         return len(self.table)
@@ -62,7 +65,7 @@ class Features:
         """Feature name -> "numeric" | "categorical" (| "sketch" when vectors exist)."""
         out = {name: kind_of(name, self.table[name]) for name in self.table.columns}
         if self.vectors is not None:
-            out["prompt_sketch"] = "sketch"
+            out[self.vector_name] = "sketch"
         return out
 
     def select(self, mask: np.ndarray) -> Features:
@@ -72,6 +75,7 @@ class Features:
             None if self.timestamps is None else self.timestamps[mask],
             self.n_skipped,
             list(self.warnings),
+            self.vector_name,
         )
 
 
@@ -160,6 +164,18 @@ def record_features(record: Any) -> tuple[dict[str, Any], list[float], float | N
     return row, vector, timestamp
 
 
+def record_text(record: Any) -> str | None:
+    """The prompt text of a line, None when it carries none (a capture line without --capture-text)."""
+    if isinstance(record, str):
+        return record
+    if not isinstance(record, Mapping):
+        return None
+    if "prompt_profile" in record:
+        text = record.get("prompt_text")
+        return text if isinstance(text, str) else None
+    return _prompt_text(record)[0]
+
+
 def iter_jsonl(path: Path, warnings: list[str]) -> Iterator[tuple[int, Any]]:
     """(line number, decoded value) for each good line; bad lines are reported in `warnings` and skipped.
 
@@ -180,8 +196,12 @@ def iter_jsonl(path: Path, warnings: list[str]) -> Iterator[tuple[int, Any]]:
                 )
 
 
-def records_to_features(lines: Iterator[tuple[int, Any]], source: str, warnings: list[str]) -> Features:
+def records_to_features(
+    lines: Iterator[tuple[int, Any]], source: str, warnings: list[str], embed: bool = False
+) -> Features:
+    """Features of decoded lines; `embed` replaces the prompt sketch by sentence embeddings of the text."""
     rows: list[dict[str, Any]] = []
+    texts: list[str] = []
     vectors: list[list[float]] = []
     stamps: list[float] = []
     dims: int | None = None
@@ -191,12 +211,19 @@ def records_to_features(lines: Iterator[tuple[int, Any]], source: str, warnings:
         except ValueError as exc:
             warnings.append(f"{source}:{lineno}: {exc}; line skipped")
             continue
+        text = record_text(record) if embed else ""
+        if text is None:
+            warnings.append(
+                f"{source}:{lineno}: no prompt text to embed (capture with --capture-text); line skipped"
+            )
+            continue
         if dims is None:
             dims = len(vector)
         if len(vector) != dims:
             warnings.append(f"{source}:{lineno}: prompt sketch has {len(vector)} values, expected {dims}")
             continue
         rows.append(row)
+        texts.append(text)
         vectors.append(vector)
         stamps.append(np.nan if ts is None else ts)
     skipped = len(warnings)  # every problem reported here is one skipped line
@@ -204,13 +231,19 @@ def records_to_features(lines: Iterator[tuple[int, Any]], source: str, warnings:
     for name in NUMERIC:
         table[name] = table[name].astype(float)
     ts_arr = np.asarray(stamps, dtype=float)
-    return Features(
+    feats = Features(
         table,
         np.asarray(vectors, dtype=float).reshape(len(rows), dims or 0) if dims else None,
         None if ts_arr.size == 0 or np.isnan(ts_arr).all() else ts_arr,
         skipped,
         _cap(warnings),
     )
+    if embed:
+        from drift.embeddings import embed as embed_texts
+
+        feats.vectors = embed_texts(texts).astype(float) if texts else None
+        feats.vector_name = EMBEDDING_FEATURE
+    return feats
 
 
 def _cap(warnings: list[str]) -> list[str]:
@@ -219,7 +252,7 @@ def _cap(warnings: list[str]) -> list[str]:
     return [*warnings[:MAX_WARNINGS], f"... and {len(warnings) - MAX_WARNINGS} more problems like these"]
 
 
-def features_from_frame(df: pd.DataFrame) -> Features:
+def features_from_frame(df: pd.DataFrame, embed: bool = False) -> Features:
     """Features from a table: feature columns as they are, `sketch_*` columns as the vector, `timestamp`."""
     sketch_cols = sorted(
         (c for c in df.columns if isinstance(c, str) and c.startswith(SKETCH_PREFIX)),
@@ -231,12 +264,15 @@ def features_from_frame(df: pd.DataFrame) -> Features:
             ((i + 1, {"text": t} if isinstance(t, str) else None) for i, t in enumerate(df[text_col])),
             f"column {text_col}",
             [],
+            embed,
         )
         rest = df.drop(columns=[text_col]).reset_index(drop=True)
         table = pd.concat(
             [derived.table.drop(columns=[c for c in rest.columns if c in derived.table]), rest], axis=1
         )
-        return Features(table, derived.vectors, _timestamps(df), derived.n_skipped, derived.warnings)
+        return Features(
+            table, derived.vectors, _timestamps(df), derived.n_skipped, derived.warnings, derived.vector_name
+        )
     table = df.drop(columns=[*sketch_cols, *(["timestamp"] if "timestamp" in df.columns else [])])
     table = table.reset_index(drop=True)
     for name in table.columns:
@@ -254,7 +290,9 @@ def _timestamps(df: pd.DataFrame) -> np.ndarray | None:
     return pd.to_numeric(df["timestamp"], errors="coerce").to_numpy(dtype=float)
 
 
-def iter_feature_chunks(path: str | Path, chunk_rows: int = 100_000) -> Iterator[Features]:
+def iter_feature_chunks(
+    path: str | Path, chunk_rows: int = 100_000, embed: bool = False
+) -> Iterator[Features]:
     """Features of a file in chunks of at most `chunk_rows` rows, so profiling a large training set needs
     memory for one chunk, not for the file."""
     path = Path(path)
@@ -266,7 +304,7 @@ def iter_feature_chunks(path: str | Path, chunk_rows: int = 100_000) -> Iterator
             import pyarrow.parquet as pq
 
             for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
-                yield features_from_frame(batch.to_pandas())
+                yield features_from_frame(batch.to_pandas(), embed)
             return
         if suffix in (".csv", ".tsv"):
             yield from map(
@@ -282,13 +320,13 @@ def iter_feature_chunks(path: str | Path, chunk_rows: int = 100_000) -> Iterator
         chunk = list(islice(lines, chunk_rows))
         if not chunk and not warnings:
             return
-        yield records_to_features(iter(chunk), str(path), warnings)
+        yield records_to_features(iter(chunk), str(path), warnings, embed)
         warnings.clear()
         if not chunk:
             return
 
 
-def load_features(path: str | Path) -> Features:
+def load_features(path: str | Path, embed: bool = False) -> Features:
     """Features of a file: JSONL (capture log, request bodies, prompt dataset), CSV or parquet."""
     path = Path(path)
     if not path.exists():
@@ -296,10 +334,10 @@ def load_features(path: str | Path) -> Features:
     suffix = path.suffix.lower()
     try:
         if suffix == ".parquet":
-            return features_from_frame(pd.read_parquet(path))
+            return features_from_frame(pd.read_parquet(path), embed)
         if suffix in (".csv", ".tsv"):
-            return features_from_frame(pd.read_csv(path, sep="\t" if suffix == ".tsv" else ","))
+            return features_from_frame(pd.read_csv(path, sep="\t" if suffix == ".tsv" else ","), embed)
     except (OSError, ValueError, ImportError) as exc:
         raise FeatureError(f"{path}: cannot read the table ({exc})") from exc
     warnings: list[str] = []
-    return records_to_features(iter_jsonl(path, warnings), str(path), warnings)
+    return records_to_features(iter_jsonl(path, warnings), str(path), warnings, embed)

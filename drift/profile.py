@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from drift.features import Features
+from drift.features import SKETCH_FEATURE, Features
 from drift.sketches import LEVELS, CategoricalSketch, NumericSketch, Reservoir
 
 PROFILE_SCHEMA_VERSION = 1
@@ -41,6 +41,7 @@ class Profile:
     source: str = ""
     created_at: float = field(default_factory=time.time)
     path: str | None = None
+    vector_name: str = SKETCH_FEATURE  # or EMBEDDING_FEATURE for a profile built with --embeddings
 
     def kinds(self) -> dict[str, str]:
         out = {
@@ -48,7 +49,7 @@ class Profile:
             for name, sk in self.features.items()
         }
         if self.sketch_dim:
-            out["prompt_sketch"] = "sketch"
+            out[self.vector_name] = "sketch"
         return out
 
     def merge(self, other: Profile, seed: int = 0) -> Profile:
@@ -68,6 +69,7 @@ class Profile:
             self.sketch_dim,
             mean,
             f"{self.source} + {other.source}",
+            vector_name=self.vector_name,
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -79,7 +81,11 @@ class Profile:
             "features": {name: sk.to_dict() for name, sk in self.features.items()},
             "sketch": None
             if self.sketch_dim is None
-            else {"dim": self.sketch_dim, "mean": np.round(self.sketch_mean, 6).tolist()},
+            else {
+                "name": self.vector_name,
+                "dim": self.sketch_dim,
+                "mean": np.round(self.sketch_mean, 6).tolist(),
+            },
             "reservoir": self.reservoir.to_dict(),
         }
 
@@ -124,7 +130,7 @@ def _profile_chunk(feats: Features, capacity: int, rng: np.random.Generator, sou
         reservoir.add(columns, feats.vectors, rng)
     dim = None if feats.vectors is None else int(feats.vectors.shape[1])
     mean = None if feats.vectors is None or not len(feats) else feats.vectors.mean(axis=0)
-    return Profile(sketches, reservoir, len(feats), dim, mean, source)
+    return Profile(sketches, reservoir, len(feats), dim, mean, source, vector_name=feats.vector_name)
 
 
 def save_profile(profile: Profile, path: str | Path) -> Path:
@@ -177,6 +183,7 @@ def load_profile(path: str | Path) -> Profile:
             str(data.get("source", "")),
             float(data.get("created_at", 0.0)),
             str(path),
+            SKETCH_FEATURE if sketch is None else str(sketch.get("name", SKETCH_FEATURE)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         if isinstance(exc, ProfileError):

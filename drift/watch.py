@@ -171,6 +171,9 @@ def _alert(state: str, result: dict[str, Any], source: str, since: float) -> Any
 
 
 def run_watch(args: argparse.Namespace) -> int:
+    if args.embeddings:
+        print("error: --embeddings is for profile and check; watch uses the prompt sketches", file=sys.stderr)
+        return EXIT_BAD_INPUT
     if Path(args.live).suffix.lower() in (".csv", ".tsv", ".parquet"):
         print(
             f"error: {args.live}: watch tails a JSONL log (capture log or request bodies), not a table",
