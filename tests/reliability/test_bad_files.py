@@ -60,6 +60,14 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
+def _expect_clear_error(argv: list[str], expected: str, capsys: pytest.CaptureFixture, figures) -> None:
+    """`tollgate ARGV` must exit 2 with a message containing `expected` and no traceback."""
+    code, out = run_inprocess(argv, capsys)
+    figures.faults += 1
+    assert code == 2, out
+    assert expected in out and "Traceback" not in out, out
+
+
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("name", BAD_SLO)
 def test_malformed_slo_file(name, tmp_path, capsys, figures):
@@ -67,13 +75,9 @@ def test_malformed_slo_file(name, tmp_path, capsys, figures):
     into `tollgate gate`; must hold: exit code 2 and a message naming the file (and line) and the
     problem, no traceback."""
     text, expected = BAD_SLO[name]
-    slo = _write(tmp_path, name, text)
-    run = tmp_path / "run"
-    run.mkdir()
-    code, out = run_inprocess(["gate", "--slo", str(slo), str(run)], capsys)
-    figures.faults += 1
-    assert code == 2, out
-    assert expected in out and "Traceback" not in out, out
+    (tmp_path / "run").mkdir()
+    argv = ["gate", "--slo", str(_write(tmp_path, name, text)), str(tmp_path / "run")]
+    _expect_clear_error(argv, expected, capsys, figures)
 
 
 @pytest.mark.timeout(60)
@@ -83,12 +87,8 @@ def test_malformed_rules_file(name, tmp_path, capsys, figures):
     `tollgate monitor`; must hold: exit code 2 before anything is scraped, with a message naming the
     file (and line) and the problem."""
     text, expected = BAD_RULES[name]
-    rules = _write(tmp_path, name, text)
-    argv = ["monitor", "--target", DEAD_URL, "--rules", str(rules), "--duration", "1s"]
-    code, out = run_inprocess([*argv, "--store", str(tmp_path / "m.db")], capsys)
-    figures.faults += 1
-    assert code == 2, out
-    assert expected in out and "Traceback" not in out, out
+    argv = ["monitor", "--target", DEAD_URL, "--rules", str(_write(tmp_path, name, text)), "--duration", "1s"]
+    _expect_clear_error([*argv, "--store", str(tmp_path / "m.db")], expected, capsys, figures)
 
 
 @pytest.mark.timeout(60)
@@ -98,12 +98,9 @@ def test_malformed_drift_profile(name, tmp_path, capsys, figures):
     JSON list) into `tollgate drift check`; must hold: exit code 2 and a message naming the file and
     how to rebuild it, and no drift result written."""
     text, expected = BAD_PROFILES[name]
-    profile = _write(tmp_path, name, text)
-    argv = ["drift", "check", "--profile", str(profile), "--live", str(DATA_DIR / "live_steady.jsonl")]
-    code, out = run_inprocess([*argv, "--out", str(tmp_path / "drift")], capsys)
-    figures.faults += 1
-    assert code == 2, out
-    assert expected in out and "Traceback" not in out, out
+    argv = ["drift", "check", "--profile", str(_write(tmp_path, name, text))]
+    argv += ["--live", str(DATA_DIR / "live_steady.jsonl"), "--out", str(tmp_path / "drift")]
+    _expect_clear_error(argv, expected, capsys, figures)
     assert not list((tmp_path / "drift").glob("*.json"))
 
 
