@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import psutil
 from prometheus_client.parser import text_string_to_metric_families
 
 from tollgate.supervise import Child, Supervisor, free_port
@@ -77,6 +78,10 @@ def run_cli(
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        # Descendants first: `tollgate load` starts Locust in a session of its own, out of our group.
+        for child in psutil.Process(proc.pid).children(recursive=True):
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
