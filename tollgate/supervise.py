@@ -87,8 +87,29 @@ def _signal_group(child: Child, sig: int) -> None:
         os.killpg(child.proc.pid, sig)
 
 
+def _descendants(pid: int) -> list[psutil.Process]:
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def _stop_strays(procs: list[psutil.Process], timeout: float) -> None:
+    """Terminate, then kill, processes that left the child's group (e.g. started in a new session)."""
+    alive = [p for p in procs if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    for proc in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.terminate()
+    _, still = psutil.wait_procs(alive, timeout=timeout)
+    for proc in still:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            proc.kill()
+
+
 def stop_child(child: Child, timeout: float = 10.0) -> int | None:
-    """SIGTERM the child's group, wait up to `timeout`, then SIGKILL the group. Returns the exit code."""
+    """SIGTERM the child's group, wait up to `timeout`, then SIGKILL the group; then stop any
+    descendant that had left the group (its own session). Returns the child's exit code."""
+    family = _descendants(child.proc.pid)  # before anything exits and gets reparented
     if child.alive():
         _signal_group(child, signal.SIGTERM)
         try:
@@ -96,10 +117,11 @@ def stop_child(child: Child, timeout: float = 10.0) -> int | None:
         except subprocess.TimeoutExpired:
             _signal_group(child, signal.SIGKILL)
             child.proc.wait(timeout=5)
-    if _wait_group(child, 2.0):
-        return child.proc.returncode
-    _signal_group(child, signal.SIGKILL)  # grandchildren that ignored SIGTERM or outlived their parent
-    _wait_group(child, 5.0)
+    if not _wait_group(child, 2.0):
+        _signal_group(child, signal.SIGKILL)  # grandchildren that ignored SIGTERM or outlived their parent
+        _wait_group(child, 5.0)
+    with contextlib.suppress(psutil.Error):
+        _stop_strays(family, timeout=min(timeout, 5.0))
     return child.proc.returncode
 
 
