@@ -113,6 +113,21 @@ def test_server_killed_mid_run(tmp_path, figures):
         figures.alerts_lost += 2 - len(fired) - len(resolved)
 
 
+def _dashboard_page_text(root: Path, page: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Everything a dashboard page sends to the browser, rendered by Streamlit's AppTest on `root`."""
+    from streamlit.testing.v1 import AppTest
+
+    from dashboards.settings import DATA_ENV
+
+    monkeypatch.setenv(DATA_ENV, str(root))
+    views = Path(__file__).resolve().parents[2] / "dashboards" / "views"
+    at = AppTest.from_file(str(views / f"{page}.py"), default_timeout=60).run()
+    assert not at.exception, at.exception
+    return "\n".join(str(getattr(el, "proto", "")) for el in at._tree) + "".join(
+        df.value.to_csv() for df in at.dataframe
+    )
+
+
 def _hold_port() -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
@@ -131,12 +146,13 @@ def _outbox(store: Path) -> list[dict]:
 
 
 @pytest.mark.timeout(180)
-def test_monitor_killed_during_delivery_with_slack_down(tmp_path, figures):
+def test_monitor_killed_during_delivery_with_slack_down(tmp_path, figures, monkeypatch):
     """Injects three dead targets (three TargetDown alerts) while Slack refuses connections, then
     SIGKILLs the monitor once all three are queued and delivery attempts are failing, brings
     Slack back and restarts the monitor on the same store; must hold: every alert reaches Slack
     exactly once (no loss, no duplicate), in the outbox as delivered. Security: the webhook URL's
-    secret appears neither in the monitor's logs nor in its store (which the dashboard reads)."""
+    secret appears neither in the monitor's logs, nor in its store, nor on the dashboard's alerts and
+    overview pages rendered from that store."""
     store = tmp_path / "monitor.db"
     # Ports bound but not listening: connections are refused, and no other process can take them.
     held = [_hold_port() for _ in range(4)]
@@ -175,6 +191,9 @@ def test_monitor_killed_during_delivery_with_slack_down(tmp_path, figures):
             if secret.encode() in p.read_bytes()
         ]
         assert leaks == [], f"the webhook URL leaked into {leaks}"
+        for page in ("alerts", "overview"):  # the dashboard reading this store shows no secret either
+            text = _dashboard_page_text(tmp_path, page, monkeypatch)
+            assert "TargetDown" in text and secret not in text, page
     for sock in held:
         sock.close()
 
