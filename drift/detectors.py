@@ -85,9 +85,17 @@ class NumericGrid:
 
 
 def ks_pvalue(d: float, n1: int, n2: int) -> float:
-    """scipy's asymptotic two-sided KS p-value (what ks_2samp uses once a sample exceeds 10,000)."""
+    """scipy's asymptotic two-sided KS p-value (what ks_2samp uses once a sample exceeds 10,000).
+
+    In the far tail (below 1e-10) the limiting Kolmogorov distribution is used instead of scipy's finite-n
+    kstwo, which takes ~0.4 s per call there (measured at n = 500,000) for a value no decision depends on.
+    """
     m, n = sorted([float(n1), float(n2)], reverse=True)
-    return float(np.clip(stats.kstwo.sf(d, np.round(m * n / (m + n))), 0.0, 1.0))
+    en = np.round(m * n / (m + n))
+    limit = float(stats.kstwobign.sf(d * np.sqrt(en)))
+    if limit < 1e-10:
+        return limit
+    return float(np.clip(stats.kstwo.sf(d, en), 0.0, 1.0))
 
 
 def ks(ref: NumericSketch, live: np.ndarray, ref_raw: np.ndarray | None, grid: NumericGrid | None) -> Outcome:

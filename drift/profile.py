@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 
 from drift.features import SKETCH_FEATURE, Features
-from drift.sketches import LEVELS, CategoricalSketch, NumericSketch, Reservoir
+from drift.reservoir import Reservoir
+from drift.sketches import LEVELS, CategoricalSketch, NumericSketch
 
 PROFILE_SCHEMA_VERSION = 1
 RESERVOIR_CAPACITY = 10_000
