@@ -17,10 +17,10 @@ from tests.support.servers import ServerHandle
 from tollgate.contracts import validate_summary
 
 MAX_NUM_SEQS, MAX_WAITING = 4, 8
-OUTPUT_TOKENS = 16
+OUTPUT_TOKENS = 4
 BODY = {
     "model": "tiny",
-    "prompt": "the quick brown fox " * 8,
+    "prompt": "the quick brown fox " * 4,
     "max_tokens": OUTPUT_TOKENS,
     "ignore_eos": True,
 }
