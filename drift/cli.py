@@ -97,10 +97,21 @@ def cmd_profile(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     assert profile is not None
     profile.source = ", ".join(args.data)
-    out = save_profile(profile, args.output)
+    try:
+        out = save_profile(profile, args.output)
+    except OSError as exc:
+        print(
+            f"error: cannot write the profile to {args.output}: {exc.strerror or exc}; choose a writable -o path",
+            file=sys.stderr,
+        )
+        return EXIT_BAD_INPUT
     kinds = profile.kinds()
     print(f"profile of {profile.n_rows} rows, {len(kinds)} features ({', '.join(kinds)}) -> {out}")
     return EXIT_OK
+
+
+def out_error(out: str, exc: OSError) -> str:
+    return f"cannot write drift results under {out}: {exc.strerror or exc}; choose a writable --out folder"
 
 
 def run_once(
@@ -126,7 +137,11 @@ def run_once(
             result["evidently_report"] = str(evidently_report(profile, window, args.evidently_report))
         except Exception as exc:  # Evidently's own errors must not lose the check itself
             result["warnings"].append(f"Evidently report failed: {type(exc).__name__}: {exc}")
-    path = write_result(result, args.out)
+    try:
+        path = write_result(result, args.out)
+    except OSError as exc:
+        print(f"error: {out_error(args.out, exc)}", file=sys.stderr)
+        return EXIT_BAD_INPUT, None
     print_table(result)
     print(f"result: {path}")
     return (EXIT_DRIFT if result["drift_detected"] else EXIT_OK), result

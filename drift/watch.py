@@ -31,7 +31,7 @@ import pandas as pd
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from drift.check import run_check
-from drift.cli import EXIT_BAD_INPUT, EXIT_OK, apply_sequential, parse_duration, settings_from
+from drift.cli import EXIT_BAD_INPUT, EXIT_OK, apply_sequential, out_error, parse_duration, settings_from
 from drift.features import CATEGORICAL, NUMERIC, Features, record_features
 from drift.profile import ProfileError, load_profile
 from drift.report import evidently_report, print_table, write_result
@@ -179,6 +179,11 @@ def run_watch(args: argparse.Namespace) -> int:
             f"error: {args.live}: watch tails a JSONL log (capture log or request bodies), not a table",
             file=sys.stderr,
         )
+        return EXIT_BAD_INPUT
+    try:
+        Path(args.out).mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: {out_error(args.out, exc)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
         settings = settings_from(args)

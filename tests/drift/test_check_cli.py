@@ -248,3 +248,13 @@ def test_non_numeric_values_in_a_numeric_feature_count_as_missing() -> None:
     rows = {r["feature"]: r for r in result["features"]}
     assert rows["x"]["n_live"] == 96 and rows["x.missing_rate"]["details"]["rate"] == pytest.approx(0.04)
     assert any("3 live values of 'x' are not numbers" in w for w in result["warnings"])
+
+
+def test_unwritable_outputs_exit_2_naming_the_path(work: Path, tmp_path: Path, capsys) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where a folder should be\n")
+    code, _ = _check(work, "ok.jsonl", "--out", str(blocker / "reports"))
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot write drift results under" in err and "not-a-dir" in err
+    assert main(["profile", str(work / "ok.jsonl"), "-o", str(blocker / "p.json")]) == 2
+    assert "cannot write the profile" in capsys.readouterr().err
