@@ -44,6 +44,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     entry = _RESULTS.setdefault(item.nodeid, {"test": item.name})
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         entry["outcome"] = "xfail (known defect)" if hasattr(report, "wasxfail") else report.outcome
+        if hasattr(report, "wasxfail"):
+            entry["known_defect"] = str(report.wasxfail)
         entry["duration_s"] = round(report.duration, 1)
         entry["soak"] = item.get_closest_marker("soak") is not None
 
@@ -58,6 +60,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "created_at": time.time(),
         "passed": sum(t.get("outcome") == "passed" for t in tests),
         "failed": sum(t.get("outcome") == "failed" for t in tests),
+        "xfailed": sum("known_defect" in t for t in tests),
         "totals": totals,
         "tests": tests,
     }

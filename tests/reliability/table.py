@@ -10,9 +10,18 @@ import argparse
 import json
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 BEGIN, END = "<!-- section:reliability -->", "<!-- /section:reliability -->"
+
+
+def _grouped(tests: list[dict]) -> dict[str, list[dict]]:
+    """Parametrized cases of one test function share a row."""
+    groups: dict[str, list[dict]] = {}
+    for t in tests:
+        groups.setdefault(str(t.get("test", "?")).split("[", 1)[0], []).append(t)
+    return groups
 
 
 def render(report: dict) -> str:
@@ -27,17 +36,26 @@ def render(report: dict) -> str:
         "| test | injects / must hold | requests | faults | alerts lost | result |",
         "|---|---|---:|---:|---:|---|",
     ]
-    for t in report.get("tests", []):
-        desc = t.get("description", "").replace("|", "\\|")
-        name = t.get("test", "?") + (" (soak)" if t.get("soak") else "")
-        lines.append(
-            f"| `{name}` | {desc} | {t.get('requests', 0)} | {t.get('faults', 0)} | "
-            f"{t.get('alerts_lost', 0)} | {t.get('outcome', '?')} |"
-        )
+    for name, rows in _grouped(report.get("tests", [])).items():
+        desc = rows[0].get("description", "").replace("|", "\\|")
+        label = name + (" (soak)" if rows[0].get("soak") else "")
+        cases = f" ({len(rows)} cases)" if len(rows) > 1 else ""
+        outcomes = Counter(str(r.get("outcome", "?")) for r in rows)
+        result = ", ".join(f"{n} {o}" if len(rows) > 1 else o for o, n in outcomes.items())
+        sums = [sum(int(r.get(k, 0)) for r in rows) for k in ("requests", "faults", "alerts_lost")]
+        lines.append(f"| `{label}`{cases} | {desc} | {sums[0]} | {sums[1]} | {sums[2]} | {result} |")
     lines.append(
-        f"| **total** | {report.get('passed', 0)} passed, {report.get('failed', 0)} failed | "
+        f"| **total** | {report.get('passed', 0)} passed, {report.get('failed', 0)} failed, "
+        f"{report.get('xfailed', 0)} known defects | "
         f"{totals.get('requests', 0)} | {totals.get('faults', 0)} | {totals.get('alerts_lost', 0)} | |"
     )
+    defects = sorted({t["known_defect"] for t in report.get("tests", []) if t.get("known_defect")})
+    if defects:
+        lines += [
+            "",
+            "Known defects (strict xfail: the test turns red once the defect is fixed, so the marker goes):",
+        ]
+        lines += [f"- {d}" for d in defects]
     return "\n".join(lines)
 
 

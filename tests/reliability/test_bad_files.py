@@ -141,14 +141,7 @@ def _unwritable(tmp_path: Path) -> Path:
                 "traceback (exit 1) after contacting the server; listed in the integration report",
             ),
         ),
-        pytest.param(
-            "drift",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="drift: `tollgate drift check --out` under a regular file dies with a "
-                "NotADirectoryError traceback (exit 1); listed in the integration report",
-            ),
-        ),
+        "drift",
         pytest.param(
             "monitor",
             marks=pytest.mark.xfail(
