@@ -54,6 +54,19 @@ def memory_bandwidth(device: str, mib: int = 256, reps: int = 7) -> float:
     return 2 * src.numel() * 4 / min(times)
 
 
+def read_bandwidth(device: str, mib: int = 128, reps: int = 3) -> float:
+    """Bytes/s of a read-only pass (sum of a large tensor): decode reads weights and writes little."""
+    src = torch.ones(mib * 2**20 // 4, device=device)
+    times = []
+    for _ in range(reps):
+        sync(device)
+        start = time.perf_counter()
+        src.sum()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return src.numel() * 4 / min(times)
+
+
 def sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
@@ -176,13 +189,14 @@ def bench_preset(preset: str, device: str, plan: Plan) -> dict[str, Any]:
     hf_generate(hf, random_prompts(rng, 1, PROMPT_LEN, vocab), 8)
     result: dict[str, Any] = {"preset": preset, "device": device, "dtype": str(dtype), "output_tokens": n_out}
     wbytes = weight_bytes_per_step(engine)
-    single, decode_tps, roofline_tps, conc = [], [], [], {}
+    single, decode_tps, roofline_tps, read_roofline_tps, conc = [], [], [], [], {}
     for c in plan.concs:
         walls, static = [], []
         for _ in range(plan.reps_conc1 if c == 1 else plan.reps):
             prompts = random_prompts(rng, c, PROMPT_LEN, vocab)
             if c == 1:  # bandwidth right before each decode run: the machine's share moves with its load
                 roofline_tps.append(memory_bandwidth(device, mib=128, reps=3) / wbytes)
+                read_roofline_tps.append(read_bandwidth(device) / wbytes)
             wall, times = run_engine(engine, prompts, params)
             walls.append(wall)
             if c == 1:
@@ -202,6 +216,7 @@ def bench_preset(preset: str, device: str, plan: Plan) -> dict[str, Any]:
         "roofline_tps": statistics.median(roofline_tps),
         "engine_decode_tps": statistics.median(decode_tps),
         "fraction_per_run": [d / r for d, r in zip(decode_tps, roofline_tps, strict=True)],
+        "read_only_roofline_tps": statistics.median(read_roofline_tps),
     }
     length = min(1024, engine.max_model_len - 1)
     hit, cold = prefix_ttft(engine, rng, length, 960, plan.reps)
@@ -233,6 +248,7 @@ def rows_for(r: dict[str, Any]) -> list[list[Any]]:
     if "32" in conc:
         add("conc 32 tok/s vs one-at-a-time", conc["32"]["engine_tps"], single, ">= 6")
     add("conc 1 decode tok/s vs roofline", roof["engine_decode_tps"], roof["roofline_tps"], ">= 0.6")
+    add("  same, vs read-only roofline", roof["engine_decode_tps"], roof["read_only_roofline_tps"])
     add(
         f"TTFT ms, {pre['cached_tokens']}/{pre['prompt_tokens']} cached vs cold",
         pre["ttft_hit_s"] * 1e3,
@@ -246,7 +262,7 @@ NOTES = """Same weights for both sides (the preset exported as an HF checkpoint)
 greedy, EOS ignored; tok/s are output tokens per wall second, medians of interleaved runs. Baselines:
 transformers `generate()` one request at a time, and in static batches of the same size. Roofline =
 measured copy bandwidth (bytes read + written per second, same thread count) / weight bytes read per
-decode step. `gpt2-small-size`: 32 output tokens, concurrency 1 and 16 only, one run each (time budget).
+decode step; the read-only row uses the bandwidth of summing a large tensor instead. `gpt2-small-size`: 32 output tokens, concurrency 1 and 16 only, one run each (time budget).
 The targets are the issue's, for the tiny preset; figures move with the machine's load (in the title)."""
 
 
