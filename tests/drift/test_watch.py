@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -149,14 +150,14 @@ def test_reference_server_capture_log_is_live_data(tmp_path: Path) -> None:
     assert main(["profile", str(train), "-o", str(tmp_path / "p.json")]) == 0
     capture = tmp_path / "capture.jsonl"
     with start_reference_server("--capture", str(capture)) as server:
-        for i in range(20):
-            body = {
-                "model": "tiny",
-                "max_tokens": 4,
-                "messages": [{"role": "user", "content": f"hello number {i}"}],
-            }
-            r = httpx.post(server.url + "/v1/chat/completions", json=body, timeout=60)
-            assert r.status_code == 200, r.text
+
+        def ask(i: int) -> int:
+            msgs = [{"role": "user", "content": f"hello number {i}"}]
+            body = {"model": "tiny", "max_tokens": 1, "messages": msgs}
+            return httpx.post(server.url + "/v1/chat/completions", json=body, timeout=60).status_code
+
+        with ThreadPoolExecutor(max_workers=8) as pool:  # the server batches them
+            assert list(pool.map(ask, range(20))) == [200] * 20
     from drift.features import load_features
 
     live = load_features(capture)
