@@ -19,13 +19,21 @@ def _descendants(pid: int) -> list[psutil.Process]:
         return []
 
 
+def _cmdline(proc: psutil.Process) -> str:
+    """The process's command line, '' when it has exited meanwhile (e.g. the drift profile step)."""
+    try:
+        return " ".join(proc.cmdline())
+    except psutil.Error:
+        return ""
+
+
 def _alive(procs: list[psutil.Process]) -> list[str]:
     alive = []
     for proc in procs:
         try:
             if proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE:
-                alive.append(f"{proc.pid} {' '.join(proc.cmdline()[:6])}")
-        except psutil.NoSuchProcess:
+                alive.append(f"{proc.pid} {_cmdline(proc)[:120]}")
+        except psutil.Error:
             continue
     return alive
 
@@ -47,7 +55,7 @@ def test_ctrl_c_during_the_demo_leaves_no_orphan(tmp_path, figures):
 
         def services_up() -> bool:
             started[:] = _descendants(demo.pid)
-            names = " ".join(" ".join(p.cmdline()) for p in started if p.is_running())
+            names = " ".join(_cmdline(p) for p in started)
             wanted = ("tollgate serve", "webhook_receiver", "drift watch", "tollgate monitor", "locust")
             return all(word in names for word in wanted)
 
