@@ -53,8 +53,9 @@ class AttentionMeta:
     decode_chunks: torch.Tensor | None = None
     decode_mask: torch.Tensor | None = None  # [B, 1, 1, max_blocks * block_size], True = attend
     decode_len: int = 0  # when all decodes have this context length: slice instead of mask
-    # one (start, length, tokens already cached before it, chunk index or None) per prefill chunk
-    prefills: list[tuple[int, int, int, torch.Tensor | None]] = field(default_factory=list)
+    # (start, tokens, tokens already cached before it, chunk index or None, count) per group of prefill
+    # chunks: uncached chunks of equal length that follow each other are attended in one batched call
+    prefills: list[tuple[int, int, int, torch.Tensor | None, int]] = field(default_factory=list)
     cos: torch.Tensor | None = None  # [T, head_dim], filled by the model
     sin: torch.Tensor | None = None
 
@@ -151,9 +152,9 @@ class Attention(nn.Module):
         outs = []
         if meta.num_decode:
             outs.append(self._decode(q[: meta.num_decode], meta))
-        for start, n, cached, block_table in meta.prefills:
-            end = start + n
-            outs.append(self._prefill(q[start:end], k[start:end], v[start:end], cached, block_table))
+        for start, n, cached, chunks, count in meta.prefills:
+            end = start + n * count
+            outs.append(self._prefill(q[start:end], k[start:end], v[start:end], cached, chunks, count))
         out = outs[0] if len(outs) == 1 else torch.cat(outs, dim=0)
         return self.o(out.reshape(t, self.q_size))
 
@@ -177,9 +178,16 @@ class Attention(nn.Module):
         return out.reshape(b, self.num_heads, d)
 
     def _prefill(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, cached: int, chunks: torch.Tensor | None
+        self,
+        q: torch.Tensor,
+        k: torch.Tensor,
+        v: torch.Tensor,
+        cached: int,
+        chunks: torch.Tensor | None,
+        count: int,
     ) -> torch.Tensor:
-        n = q.shape[0]
+        """`count` chunks of n tokens each; a chunk with cached context (count 1) reads it from the cache."""
+        n, d = q.shape[0] // count, self.head_dim
         mask = None
         if cached:
             total = cached + n
@@ -188,9 +196,10 @@ class Attention(nn.Module):
             key_pos = torch.arange(total, device=q.device)
             mask = key_pos.unsqueeze(0) <= (key_pos[cached:]).unsqueeze(1)
         else:
-            k, v = k.transpose(0, 1).unsqueeze(0), v.transpose(0, 1).unsqueeze(0)
+            k = k.view(count, n, self.num_kv_heads, d).transpose(1, 2)
+            v = v.view(count, n, self.num_kv_heads, d).transpose(1, 2)
         out = F.scaled_dot_product_attention(
-            q.transpose(0, 1).unsqueeze(0),
+            q.view(count, n, self.num_heads, d).transpose(1, 2),
             k,
             v,
             attn_mask=mask,
@@ -198,7 +207,7 @@ class Attention(nn.Module):
             scale=self.scale,
             enable_gqa=True,
         )
-        return out.squeeze(0).transpose(0, 1)
+        return out.transpose(1, 2).reshape(count * n, self.num_heads, d)
 
 
 class MLP(nn.Module):

@@ -67,7 +67,11 @@ class ModelRunner:
                 logits_rows.append(start + n - 1)
             if k >= num_decode:
                 blocks = self.chunk_index([table[: -(-(c + n) // bs)]]) if c else None
-                prefills.append((start, n, c, blocks))
+                last = prefills[-1] if prefills else None
+                if not c and last is not None and not last[2] and last[1] == n:
+                    prefills[-1] = (*last[:4], last[4] + 1)
+                else:
+                    prefills.append((start, n, c, blocks, 1))
         slot = self._tensor(slots)
         meta = AttentionMeta(
             positions=self._tensor(positions),

@@ -36,8 +36,9 @@ def checkpoint(tmp_path_factory):
 @pytest.mark.timeout(120)
 def test_greedy_matches_transformers_generate(checkpoint):
     path, hf_model = checkpoint
-    # lengths chosen to cover partial and exact blocks; the engine runs them all in one batch
-    prompts = [[(7 * i + 3 * j) % 250 + 1 for j in range(n)] for i, n in enumerate((5, 16, 23, 40))]
+    # lengths chosen to cover partial and exact blocks, and two equal lengths (one batched prefill call);
+    # the engine runs them all in one batch
+    prompts = [[(7 * i + 3 * j) % 250 + 1 for j in range(n)] for i, n in enumerate((5, 16, 23, 23, 40))]
     expected = []
     with torch.no_grad():
         for prompt in prompts:
