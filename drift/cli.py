@@ -134,7 +134,9 @@ def run_once(
         result = apply_sequential(result, seq)
     if args.evidently_report:
         try:
-            result["evidently_report"] = str(evidently_report(profile, window, args.evidently_report))
+            result["evidently_report"] = str(
+                evidently_report(profile, window, args.evidently_report, result["warnings"])
+            )
         except Exception as exc:  # Evidently's own errors must not lose the check itself
             result["warnings"].append(f"Evidently report failed: {type(exc).__name__}: {exc}")
     try:

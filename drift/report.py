@@ -95,15 +95,28 @@ def print_table(result: dict[str, Any], console: Console | None = None) -> None:
     console.print(f"{verdict} ({sum(1 for r in rows if r['drift'])} of {len(rows)} features drifted)")
 
 
-def evidently_report(profile: Profile, live: Features, path: str | Path) -> Path:
+def evidently_report(
+    profile: Profile, live: Features, path: str | Path, notes: list[str] | None = None
+) -> Path:
     """Evidently's DataDriftPreset on the same window. Evidently needs raw reference rows, so its reference
-    is the profile's reservoir sample (the whole reference when it fit in the reservoir)."""
+    is the profile's reservoir sample (the whole reference when it fit in the reservoir).
+
+    Evidently refuses a column that is empty on either side (e.g. completion_tokens when the training set
+    has no completions), so such columns are left out of its report and named in `notes`."""
     import pandas as pd
     from evidently import DataDefinition, Dataset, Report
     from evidently.presets import DataDriftPreset
 
     kinds = profile.kinds()
     cols = [c for c in profile.reservoir.columns if c in live.table.columns and kinds.get(c) != "sketch"]
+    empty = [
+        c for c in cols if pd.Series(profile.reservoir.columns[c]).isna().all() or live.table[c].isna().all()
+    ]
+    if empty and notes is not None:
+        notes.append(
+            f"Evidently report leaves out columns empty in the reference or the window: {', '.join(empty)}"
+        )
+    cols = [c for c in cols if c not in empty]
     num = [c for c in cols if kinds[c] == "numeric"]
     cat = [c for c in cols if kinds[c] == "categorical"]
     reference = pd.DataFrame({c: profile.reservoir.columns[c] for c in cols})

@@ -89,7 +89,7 @@ def test_window_selects_recent_rows(work: Path) -> None:
 
 def test_dataset_profile_against_request_bodies(work: Path, tmp_path: Path) -> None:
     """A chat dataset (messages only) vs gateway request bodies: parameters absent from the reference are
-    undecided with a reason, text features are compared."""
+    undecided with a reason, text features are compared, and the Evidently report still renders."""
     assert main(["profile", str(work / "train.jsonl"), "-o", str(tmp_path / "p.json")]) == 0
     rng = np.random.default_rng(5)
     from drift.synthetic import request_body
@@ -105,11 +105,16 @@ def test_dataset_profile_against_request_bodies(work: Path, tmp_path: Path) -> N
             str(tmp_path / "bodies.jsonl"),
             "--out",
             str(out),
+            "--evidently-report",
+            str(tmp_path / "ev.html"),
         ]
     )
     result = json.loads(next(out.glob("*.json")).read_text())
     rows = {r["feature"]: r for r in result["features"]}
     assert code == 0
+    # Evidently refuses columns empty on one side: they are left out of its report and named
+    assert result["evidently_report"] == str(tmp_path / "ev.html")
+    assert any("leaves out" in w and "temperature" in w for w in result["warnings"]), result["warnings"]
     assert (
         rows["temperature"]["status"] == "undecided"
         and "reference has no values" in rows["temperature"]["reason"]
