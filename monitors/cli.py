@@ -19,6 +19,7 @@ import getpass
 import logging
 import re
 import signal
+import sqlite3
 import sys
 import time
 from pathlib import Path
@@ -79,7 +80,11 @@ def main(argv: list[str]) -> int:
     from monitors.scrape import metrics_url
 
     targets = [metrics_url(t) for t in args.target]
-    notifier = Notifier(args.store, args.slack_webhook, args.webhook, args.dashboard_url)
+    try:
+        notifier = Notifier(args.store, args.slack_webhook, args.webhook, args.dashboard_url)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"tollgate monitor: {store_error(args.store, exc)}", file=sys.stderr)
+        return 2
     config = MonitorConfig(
         targets=targets, interval_s=args.interval, window_s=args.window, repeat_interval_s=args.repeat_interval,
         group_by=tuple(g.strip() for g in args.group_by.split(",") if g.strip()),
@@ -123,6 +128,16 @@ def main(argv: list[str]) -> int:
     finally:
         notifier.close()
     return 0
+
+
+def store_error(path: Path, exc: Exception) -> str:
+    """One line for a store that cannot be created or opened: the path, the cause, the fix."""
+    reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    where = f" ({exc.filename})" if isinstance(exc, OSError) and exc.filename else ""
+    return (
+        f"cannot open the store {path}: {reason}{where}; "
+        "pass --store with a path whose folder can be created and written"
+    )
 
 
 def _gpu(argv: list[str]) -> int:
@@ -226,7 +241,11 @@ def _silence(argv: list[str]) -> int:
     args = p.parse_args(argv)
     from monitors.store import Store
 
-    store = Store(args.store)
+    try:
+        store = Store(args.store)
+    except (OSError, sqlite3.Error) as exc:
+        print(f"tollgate monitor silence: {store_error(args.store, exc)}", file=sys.stderr)
+        return 2
     now = time.time()
     if args.action == "add":
         sid = store.add_silence(

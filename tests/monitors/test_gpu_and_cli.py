@@ -83,6 +83,17 @@ def test_monitor_flags_are_checked(tmp_path, capsys):
     assert "r.yaml:6: rules[0].for: 'soon' is not a duration" in capsys.readouterr().err
 
 
+def test_store_that_cannot_be_created_is_a_clear_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the store's folder should be\n")
+    store = blocker / "reports" / "monitor.db"
+    assert main(["--target", "127.0.0.1:1", "--duration", "1s", "--store", str(store)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot open the store {store}" in err and "pass --store" in err and "Traceback" not in err
+    assert main(["silence", "--store", str(store), "list"]) == 2
+    assert f"cannot open the store {store}" in capsys.readouterr().err
+
+
 def test_tollgate_front_door_dispatches_to_monitor():
     out = subprocess.run([sys.executable, "-m", "tollgate", "monitor", "--help"], cwd=ROOT, capture_output=True,
                          text=True)  # fmt: skip
