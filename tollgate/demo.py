@@ -5,7 +5,7 @@ on), a local Slack-compatible receiver, `tollgate drift watch` on the capture lo
 (scraping the server and the drift watcher, alerting into the receiver) and the dashboard. The drift
 profile comes from the embedded training prompts (tollgate/demo_data). Then three Locust phases
 through `tollgate load`: steady (training-like traffic), shifted (longer prompts on other topics)
-and overload (open loop at several times the capacity measured in the steady phase). Gates the
+and overload (open loop at several times the capacity measured in the shifted phase). Gates the
 steady run against the shipped SLO file and the overload run against it with the steady run as
 baseline, checks the steady and shifted capture windows for drift, and shows the alerts that fired.
 
@@ -224,9 +224,10 @@ class Demo:
         return "ok", f"{' '.join(mode)} for {seconds}s -> {run}"
 
     def capacity(self) -> float:
-        """Requests/s the server completed in the steady phase (closed loop, so near its capacity)."""
+        """Requests/s the server completed in the shifted phase: closed loop on the same prompts the
+        overload phase sends, so near the server's capacity for that traffic."""
         for phase, run in self.result.phases:
-            if phase == "steady" and run is not None:
+            if phase == "shifted" and run is not None:
                 summary = json.loads((run / "summary.json").read_text())
                 return float(summary.get("throughput", {}).get("requests_per_s") or 0.0)
         return 0.0
