@@ -130,28 +130,7 @@ def _unwritable(tmp_path: Path) -> Path:
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize(
-    "component",
-    [
-        pytest.param(
-            "load",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="loadgen: `tollgate load --out` under a regular file dies with a NotADirectoryError "
-                "traceback (exit 1) after contacting the server; listed in the integration report",
-            ),
-        ),
-        "drift",
-        pytest.param(
-            "monitor",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="monitors: `tollgate monitor --store` under a regular file dies with a "
-                "FileExistsError traceback (exit 1); listed in the integration report",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("component", ["load", "drift", "monitor"])
 def test_unwritable_reports_directory(component, tmp_path, capsys, figures):
     """Injects an output location that cannot be created (its parent is a regular file) for the load
     generator's run folders, the drift results and the monitor store; must hold: a clear one-line
