@@ -9,6 +9,7 @@ the run folder's path as the last line. If Locust dies before writing the folder
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import math
 import os
@@ -273,15 +274,52 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         return run_worker(args)
-    run_dir, summary = run_load(args, parser)
+    config = make_config(args, parser)
+    problem = check_run_dir(Path(config["run_dir"]), args.out)
+    if problem:
+        print(f"tollgate load: {problem}", file=sys.stderr)
+        return 2
+    try:
+        run_dir, summary = run_load(args, parser, config)
+    except OSError as exc:  # the run folder could not be written (disk full, permissions)
+        print(f"tollgate load: {write_error(Path(config['run_dir']), exc)}", file=sys.stderr)
+        return 1
     print_summary(summary)
     print(run_dir)
     return {"complete": 0, "interrupted": 130}.get(summary.get("status"), 1)
 
 
-def run_load(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[Path, dict[str, Any]]:
+def check_run_dir(run_dir: Path, out: str) -> str | None:
+    """Create the run folder and prove it writable before any request; returns the problem, if any."""
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        probe = run_dir / ".write-probe"
+        probe.write_bytes(b"ok")
+        probe.unlink()
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        return (
+            f"--out {out}: cannot create or write the run folder {run_dir}: {reason}"
+            f"{f' ({exc.filename})' if exc.filename else ''}; pass --out with a writable folder"
+        )
+    return None
+
+
+def write_error(run_dir: Path, exc: OSError) -> str:
+    """One line for a run folder that could not be written during or after the run."""
+    reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+    return (
+        f"could not write the run folder {run_dir}: {reason}"
+        f"{f' ({exc.filename})' if exc.filename else ''}; the run's results are incomplete "
+        "(free space or fix permissions, or pass another --out, and run again)"
+    )
+
+
+def run_load(
+    args: argparse.Namespace, parser: argparse.ArgumentParser, config: dict[str, Any] | None = None
+) -> tuple[Path, dict[str, Any]]:
     """Run one load test from parsed flags; returns the run folder and its summary."""
-    config = make_config(args, parser)
+    config = config or make_config(args, parser)
     config["server"] = server_identity(config["url"], config["api_key"])
     config["model"] = config["model"] or (config["server"]["models"] or ["default"])[0]
     run_dir = Path(config["run_dir"])

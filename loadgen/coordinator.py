@@ -13,6 +13,7 @@ gives workers just half a second to deliver their last report.
 from __future__ import annotations
 
 import csv
+import errno
 import json
 import logging
 import time
@@ -90,6 +91,7 @@ class Coordinator:
         self._writing = False
         self.notes: list[str] = []
         self._flushed = 0
+        self.write_error = ""
         gevent.spawn(self._flush_rows_forever)
         if config.get("duration_s") and not config.get("shape"):  # a shape ends the run itself
             # Open loop: the schedule itself ends at the duration and every process reports done once
@@ -105,9 +107,24 @@ class Coordinator:
             gevent.sleep(FLUSH_S)
             rows = self.collector.rows[self._flushed :]
             if rows and not self.written:
-                with open(path, "a", encoding="utf-8") as handle:
-                    handle.writelines(json.dumps(row, default=report.json_default) + "\n" for row in rows)
+                try:
+                    with open(path, "a", encoding="utf-8") as handle:
+                        handle.writelines(json.dumps(row, default=report.json_default) + "\n" for row in rows)
+                except OSError as exc:  # disk full, permissions: results can no longer be kept, so stop
+                    self._write_failed(exc)
+                    self.finish("the run folder cannot be written", status="failed")
+                    return
                 self._flushed += len(rows)
+
+    def _write_failed(self, exc: OSError) -> None:
+        """Say once, in one line, that the run folder cannot be written, and make Locust exit non-zero."""
+        self.environment.process_exit_code = 1
+        if not self.write_error:
+            reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
+            self.write_error = f"{reason} ({exc.filename or self.config['run_dir']})"
+            log.error(
+                "tollgate: cannot write the run folder %s: %s", self.config["run_dir"], self.write_error
+            )
 
     @property
     def distributed(self) -> bool:
@@ -146,7 +163,7 @@ class Coordinator:
         self.ended_at = time.time()
         runner.stop()
         self._wait_for_finals(expected)
-        self.write(status)
+        self._write_safely(status)
         if quit_after:
             runner.quit()
             if getattr(self.environment, "web_ui", None) is not None:
@@ -171,7 +188,15 @@ class Coordinator:
             except Exception as exc:
                 self.notes.append(f"stopping workers failed: {exc}")
             self._wait_for_finals(expected)
-        self.write("interrupted")
+        self._write_safely("interrupted")
+
+    def _write_safely(self, status: str) -> None:
+        """Write the run folder; a write failure is reported and ends Locust non-zero (never a hang:
+        the caller still quits Locust). `tollgate load` then says so and exits non-zero."""
+        try:
+            self.write(status)
+        except OSError as exc:
+            self._write_failed(exc)
 
     def _wait_for_finals(self, expected: set[str]) -> None:
         local = getattr(self.environment, "tollgate_run", None)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -226,3 +227,43 @@ def test_bad_flags_and_datasets_exit_2_with_a_clear_message(argv, message, tmp_p
     with pytest.raises(SystemExit) as exc:
         cli.main(argv)
     assert exc.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_unwritable_out_exits_2_before_any_request(tmp_path, capsys):
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the run folders should go\n")
+    argv = ["--url", f"http://127.0.0.1:{free_port()}", "--users", "1", "--requests", "1"]
+    assert cli.main([*argv, "--out", str(blocker / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert f"--out {blocker / 'runs'}: cannot create or write the run folder" in err
+    assert "pass --out with a writable folder" in err and "Traceback" not in err
+
+
+@contextlib.contextmanager
+def small_tmpfs(path: Path, size: str):
+    """A tmpfs of `size` at `path` that fills up during a run (needs root and mount; skips otherwise)."""
+    path.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.mark.timeout(120)
+def test_disk_full_during_the_run_fails_clearly_without_a_complete_summary(mock, tmp_path):
+    with small_tmpfs(tmp_path / "full", "48k") as full:
+        proc = subprocess.run(
+            [sys.executable, "-m", "tollgate", "load", "--url", mock.url, "--users", "1", "--requests", "3",
+             "--output-tokens", "2", "--out", str(full / "runs")],
+            cwd=REPO, capture_output=True, text=True, timeout=100,
+        )  # fmt: skip
+        out = proc.stdout + proc.stderr
+        assert proc.returncode == 1, out[-3000:]
+        assert "could not write the run folder" in out and "no space left on device" in out, out[-3000:]
+        for summary in full.rglob("summary.json"):
+            assert json.loads(summary.read_text())["status"] != "complete"
