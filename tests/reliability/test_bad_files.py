@@ -177,11 +177,6 @@ def tiny_filesystem(path: Path, size: str = "48k"):
 
 
 @pytest.mark.soak
-@pytest.mark.xfail(
-    strict=True,
-    reason="loadgen: with the reports disk full, `tollgate load` hangs in Locust's stats-history flush "
-    "(OSError ENOSPC in a greenlet) instead of failing; listed in the integration report",
-)
 @pytest.mark.timeout(180)
 def test_disk_full_during_load(shared_server, tmp_path, figures):
     """Injects a full disk (48 KiB tmpfs) under the run folders of a `tollgate load` run; must hold: the
