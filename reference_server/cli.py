@@ -30,6 +30,13 @@ def _positive(kind: type, minimum: int | float = 1, maximum: int | float | None 
     return parse
 
 
+def _seconds(text: str) -> float:
+    value = _positive(float)(text)
+    if value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a finite number of seconds, got '{text}'")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="tollgate serve",
@@ -58,6 +65,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-body-bytes", type=_positive(int), default=1 << 20, help="larger bodies get 413")
     p.add_argument(
         "--drain-timeout", type=_positive(float, 0), default=30.0, help="seconds to finish on SIGTERM"
+    )
+    p.add_argument(
+        "--header-timeout",
+        type=_seconds,
+        default=30.0,
+        help="seconds a client may take to send a request head; slower connections are closed",
+    )
+    p.add_argument(
+        "--body-timeout",
+        type=_seconds,
+        default=30.0,
+        help="longest pause (seconds) while a client sends a request body before it is closed",
     )
     p.add_argument(
         "--capture", default=None, metavar="PATH", help="append one JSON line per finished request"
@@ -139,6 +158,8 @@ def main(argv: list[str]) -> int:
         capture_text=args.capture_text,
         capture_max_bytes=args.capture_max_bytes,
         drain_timeout_s=args.drain_timeout,
+        header_timeout_s=args.header_timeout,
+        body_timeout_s=args.body_timeout,
     )
     ctx = ServerContext(settings=settings, engine_factory=lambda: Engine(config))
     if not serve(ctx, args.host, args.port, args.log_level):

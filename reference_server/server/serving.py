@@ -14,6 +14,7 @@ import threading
 import uvicorn
 
 from reference_server.server.app import create_app
+from reference_server.server.readtimeout import protocol_class
 from reference_server.server.state import Phase, ServerContext
 
 
@@ -51,6 +52,7 @@ def serve(ctx: ServerContext, host: str, port: int, log_level: str = "info") -> 
         port=port,
         log_level=log_level,
         access_log=False,
+        http=protocol_class(ctx.settings.header_timeout_s, ctx.settings.body_timeout_s),
         timeout_graceful_shutdown=5.0,  # requests are already finished or aborted by then
     )
     server = DrainingServer(config, ctx, ctx.settings.drain_timeout_s)

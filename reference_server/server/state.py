@@ -41,6 +41,8 @@ class ServeSettings:
     capture_text: bool = False
     capture_max_bytes: int | None = None
     drain_timeout_s: float = 30.0
+    header_timeout_s: float = 30.0  # a client must send its request head within this
+    body_timeout_s: float = 30.0  # ... and never pause longer than this while sending its body
 
 
 @dataclass
