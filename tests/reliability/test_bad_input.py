@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from tests.reliability.helpers import metric_values, wait_until
+from tests.support.servers import start_reference_server
 
 # Fields whose legal values make the engine generate a lot: kept small (or illegal) so a fuzz
 # example costs milliseconds of generation, not minutes.
@@ -213,8 +214,7 @@ def _dribble(port: int, n: int) -> list[socket.socket]:
 def test_slow_clients_do_not_starve_others(shared_server, figures):
     """Injects 64 slow-loris connections (headers never finished) held open; must hold: meanwhile
     /health and a real completion from a well-behaved client are served normally."""
-    port = int(shared_server.url.rsplit(":", 1)[1])
-    socks = _dribble(port, 64)
+    socks = _dribble(shared_server.port, 64)
     try:
         figures.faults += len(socks)
         headers = {"Authorization": f"Bearer {shared_server.api_key}"}
@@ -228,38 +228,56 @@ def test_slow_clients_do_not_starve_others(shared_server, figures):
             sock.close()
 
 
-@pytest.mark.soak
-@pytest.mark.xfail(
-    strict=True,
-    reason="reference server: uvicorn has no timeout for reading request headers/body; "
-    "a slow-loris client holds its connection forever (listed in the integration report)",
-)
-@pytest.mark.timeout(150)
-def test_slow_clients_are_disconnected(shared_server, figures):
-    """Injects slow-loris clients that send one header byte every 5 s; must hold: the server closes
-    each connection within 65 s (nginx's client_header_timeout is 60 s), so slow clients cannot hold
-    sockets and memory without bound."""
-    port = int(shared_server.url.rsplit(":", 1)[1])
-    socks = _dribble(port, 4)
-    figures.faults += len(socks)
+def _until_all_closed(socks: list[socket.socket], limit_s: float, every_s: float) -> int:
+    """Send one more byte on each connection every `every_s` until the server has closed them all or
+    `limit_s` passed; returns how many are still open."""
     start = time.monotonic()
     closed: set[int] = set()
-    try:
-        while time.monotonic() - start < 65 and len(closed) < len(socks):
-            for i, sock in enumerate(socks):
-                if i in closed:
-                    continue
-                try:
-                    sock.sendall(b"X")
-                    sock.settimeout(0.1)
-                    if sock.recv(1) == b"":
-                        closed.add(i)
-                except (TimeoutError, BlockingIOError):
-                    pass
-                except OSError:
+    while time.monotonic() - start < limit_s and len(closed) < len(socks):
+        for i, sock in enumerate(socks):
+            if i in closed:
+                continue
+            try:
+                sock.sendall(b"X")
+                sock.settimeout(0.1)
+                if sock.recv(1) == b"":
                     closed.add(i)
-            time.sleep(5)
-        assert len(closed) == len(socks), f"{len(socks) - len(closed)} slow connections still open after 65 s"
+            except (TimeoutError, BlockingIOError):
+                pass
+            except OSError:
+                closed.add(i)
+        time.sleep(every_s)
+    return len(socks) - len(closed)
+
+
+@pytest.mark.timeout(120)
+def test_slow_clients_are_disconnected(figures):
+    """Injects 8 slow-loris clients that dribble one header byte every 0.5 s into a server started
+    with --header-timeout 2; must hold: the server closes every one of them within 15 s, so slow
+    clients cannot hold sockets and memory without bound, and it still serves /health afterwards."""
+    with start_reference_server("--header-timeout", "2", "--body-timeout", "2") as server:
+        socks = _dribble(server.port, 8)
+        figures.faults += len(socks)
+        try:
+            assert _until_all_closed(socks, 15, 0.5) == 0
+        finally:
+            for sock in socks:
+                sock.close()
+        assert httpx.get(f"{server.url}/health", timeout=30).status_code == 200
+        figures.requests += 1
+
+
+@pytest.mark.soak
+@pytest.mark.timeout(150)
+def test_slow_clients_are_disconnected_with_default_timeouts(shared_server, figures):
+    """Soak: injects slow-loris clients that send one header byte every 5 s into a server with the
+    shipped timeouts; must hold: each connection is closed within 65 s (nginx's client_header_timeout
+    is 60 s)."""
+    socks = _dribble(shared_server.port, 4)
+    figures.faults += len(socks)
+    try:
+        still_open = _until_all_closed(socks, 65, 5)
+        assert still_open == 0, f"{still_open} slow connections still open after 65 s"
     finally:
         for sock in socks:
             sock.close()
