@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from reference_server.errors import ConfigError
+from reference_server.hugepages import move_params_to_hugepages
 from reference_server.model import Linear, LlamaModel, ModelArgs
 
 ACCEPTED_ARCHITECTURES = ("LlamaForCausalLM",)
@@ -235,6 +236,8 @@ def build_model(
     result = model.load_state_dict(ours, strict=False)
     if result.missing_keys:
         raise ConfigError(f"{where}: weights missing for {sorted(result.missing_keys)}")
+    if device.type == "cpu":
+        move_params_to_hugepages(model)
     if device.type == "cpu" and dtype == torch.float32 and torch.backends.mkldnn.is_available():
         for module in model.modules():
             if isinstance(module, Linear):
