@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from loadgen import API_KEY_ENV
 from loadgen.shapes import SHAPES, ShapeError, parse_shape
 from loadgen.workloads import WorkloadError, load_dataset, parse_dist, parse_scenario
 
@@ -245,7 +246,9 @@ def locust_command(config: dict[str, Any], args: argparse.Namespace) -> list[str
         "--csv",
         str(Path(config["run_dir"]) / "locust"),
     ]
-    cmd += ["--tollgate-config", json.dumps(config)]
+    # the API key never goes on a command line (visible in `ps` to every user): run_locust passes it in
+    # the environment, and load_config puts it back
+    cmd += ["--tollgate-config", json.dumps({k: v for k, v in config.items() if k != "api_key"})]
     if not config["shape"]:
         cmd += ["-u", str(users), "-r", str(args.spawn_rate or max(users, 1))]
     if args.master:
@@ -330,6 +333,8 @@ def run_load(
 
 def run_locust(config: dict[str, Any], args: argparse.Namespace) -> int | None:
     env = dict(os.environ)
+    if config["api_key"]:
+        env[API_KEY_ENV] = config["api_key"]
     if config["shape"]:
         env["TOLLGATE_SHAPE"] = json.dumps(config["shape"])
     env["PYTHONPATH"] = os.pathsep.join([str(LOCUSTFILE.parent.parent), env.get("PYTHONPATH", "")])

@@ -16,6 +16,7 @@ import csv
 import errno
 import json
 import logging
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import gevent
 from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
-from loadgen import report, validity
+from loadgen import API_KEY_ENV, report, validity
 from loadgen.collector import Collector
 from loadgen.plan import ProcessPlan
 from loadgen.validity import ValidityMonitor
@@ -38,7 +39,11 @@ def load_config(environment: Any) -> dict[str, Any]:
     text = getattr(environment.parsed_options, "tollgate_config", "") or ""
     if not text:
         raise SystemExit("tollgate: --tollgate-config is missing (run through `tollgate load`)")
-    return json.loads(text)
+    config = json.loads(text)
+    # the key travels in the environment, not on Locust's command line (see loadgen.cli.run_locust);
+    # workers on other machines read it from their own environment
+    config["api_key"] = os.environ.get(API_KEY_ENV) or os.environ.get("OPENAI_API_KEY") or ""
+    return config
 
 
 class ProcessRun:
