@@ -36,3 +36,21 @@ def test_closed_loop_stops_when_throughput_is_flat_and_latency_grows():
 def test_two_failures_in_a_row_or_a_client_bound_step_stop_the_sweep():
     assert "two steps" in stop_reason([pt(1, 1.0, passed=False), pt(2, 2.0, passed=False)], "rate")
     assert "client_bound" in stop_reason([pt(1, 1.0, client_bound=True)], "rate")
+
+
+def test_unwritable_outputs_fail_before_any_load(tmp_path, capsys):
+    """A --sweep-out or --out that cannot be created is refused up front (exit 2, path named), not after
+    the first step has loaded the server."""
+    from pathlib import Path
+
+    from loadgen.sweep_cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder\n")
+    slo = Path(__file__).parents[2] / "examples" / "slo.toml"
+    dead = "http://127.0.0.1:9"  # nothing listens on the discard port; no request may be needed
+    for flag in ("--sweep-out", "--out"):
+        code = main(["--slo", str(slo), "--rates", "1", "--url", dead, flag, str(blocker / "reports")])
+        err = capsys.readouterr().err
+        assert code == 2, err
+        assert flag in err and "a-file" in err and "Traceback" not in err
