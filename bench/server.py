@@ -30,9 +30,9 @@ from typing import Any
 import torch
 
 from bench.common import print_table, write_result
+from reference_server import hugepages
 from reference_server.config import EngineConfig
 from reference_server.engine import Engine, RequestOutput
-from reference_server.hugepages import hugepage_buffer
 from reference_server.loader import export_checkpoint
 from reference_server.sampling import SamplingParams
 
@@ -98,10 +98,7 @@ def gemv_bandwidth(device: str, nbytes: int, reps: int = 5) -> float:
 
 def weight_like(device: str, numel: int) -> torch.Tensor:
     """float32 ones in memory like the engine's weights: a huge-page arena on CPU where the OS has one."""
-    buf = hugepage_buffer(numel * 4) if device == "cpu" else None
-    if buf is None:
-        return torch.ones(numel, device=device)
-    return buf.view(torch.float32).fill_(1.0)
+    return hugepages.zeros((numel,), torch.float32, torch.device(device)).fill_(1.0)
 
 
 def sync(device: str) -> None:
