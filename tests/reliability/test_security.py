@@ -149,11 +149,6 @@ def test_services_bind_loopback_by_default(shared_server, tmp_path, figures):
         figures.requests += 2
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="loadgen: `tollgate load` hands the API key to its Locust subprocess on the command line "
-    "(--tollgate-config JSON), readable by any local user in ps / /proc/PID/cmdline (listed in the integration report)",
-)
 @pytest.mark.timeout(120)
 def test_api_key_not_on_any_command_line(shared_server, tmp_path, figures):
     """Injects the API key through OPENAI_API_KEY into `tollgate load` and watches every process's
