@@ -9,6 +9,7 @@ the run folder's path as the last line. If Locust dies before writing the folder
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import math
@@ -18,6 +19,7 @@ import secrets
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -338,21 +340,49 @@ def run_locust(config: dict[str, Any], args: argparse.Namespace) -> int | None:
     if config["shape"]:
         env["TOLLGATE_SHAPE"] = json.dumps(config["shape"])
     env["PYTHONPATH"] = os.pathsep.join([str(LOCUSTFILE.parent.parent), env.get("PYTHONPATH", "")])
-    proc = subprocess.Popen(locust_command(config, args), env=env, stdout=sys.stderr, start_new_session=True)
+    # Locust runs in its own session so a terminal's Ctrl-C reaches it once, through us (below). If we are
+    # killed outright, the kernel sends it SIGINT (parent-death signal), so it still stops and writes an
+    # `interrupted` run instead of loading the server as an orphan.
+    proc = subprocess.Popen(
+        locust_command(config, args),
+        env=env,
+        stdout=sys.stderr,
+        start_new_session=True,
+        preexec_fn=_interrupt_on_parent_death if sys.platform.startswith("linux") else None,
+    )
     limit = None if not config["duration_s"] else config["duration_s"] + GRACE_S + (60 if args.master else 0)
+    main_thread = threading.current_thread() is threading.main_thread()
+    # SIGTERM stops a run like Ctrl-C does (handlers can only be set from the main thread)
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt) if main_thread else None
     try:
-        return proc.wait(timeout=limit)
-    except KeyboardInterrupt:
-        proc.send_signal(signal.SIGINT)  # one SIGINT: Locust stops and writes an `interrupted` run
-    except subprocess.TimeoutExpired:
-        print("tollgate load: Locust overran the duration; interrupting it", file=sys.stderr)
-        proc.send_signal(signal.SIGINT)
-    try:
-        return proc.wait(timeout=60)
-    except (subprocess.TimeoutExpired, KeyboardInterrupt):
-        proc.kill()
-        proc.wait()
-        return None
+        try:
+            return proc.wait(timeout=limit)
+        except KeyboardInterrupt:
+            proc.send_signal(signal.SIGINT)  # one SIGINT: Locust stops and writes an `interrupted` run
+        except subprocess.TimeoutExpired:
+            print("tollgate load: Locust overran the duration; interrupting it", file=sys.stderr)
+            proc.send_signal(signal.SIGINT)
+        try:
+            return proc.wait(timeout=60)
+        except (subprocess.TimeoutExpired, KeyboardInterrupt):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)  # Locust and the workers it forked
+            proc.wait()
+            return None
+    finally:
+        if main_thread:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _raise_interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _interrupt_on_parent_death() -> None:
+    """In the forked child: ask Linux to send SIGINT when the parent dies (prctl PR_SET_PDEATHSIG)."""
+    import ctypes
+
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT, 0, 0, 0)
 
 
 def ensure_summary(run_dir: Path, config: dict[str, Any], code: int | None) -> dict[str, Any]:

@@ -246,10 +246,7 @@ def render_html(summary: dict[str, Any], frame: pd.DataFrame) -> str:
         figures.append(latency)
     # plotly.js is embedded once so the report is one self-contained file that renders offline
     # (CI artifacts, air-gapped clusters); the CDN variant showed no charts on such machines.
-    body = "\n".join(
-        fig.to_html(full_html=False, include_plotlyjs=(i == 0))
-        for i, fig in enumerate(figures)
-    )
+    body = "\n".join(fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures))
     rows = "".join(
         f"<tr><td>{html.escape(name)}</td>"
         + "".join(

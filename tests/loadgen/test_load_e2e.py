@@ -148,8 +148,8 @@ def test_server_killed_mid_run_is_counted_not_fatal(tmp_path):
     assert summary["requests"]["failed"] >= 2 and "connection refused" in summary["errors"]
 
 
-@pytest.mark.timeout(90)
-def test_ctrl_c_writes_an_interrupted_run(mock, tmp_path):
+def _start_long_run(mock, tmp_path: Path) -> subprocess.Popen:
+    """A 60 s closed-loop run, returned once Locust has logged a second of traffic."""
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -179,11 +179,48 @@ def test_ctrl_c_writes_an_interrupted_run(mock, tmp_path):
         if history is not None and len(history.read_text().splitlines()) >= 2:
             break
         time.sleep(0.2)
-    os.kill(proc.pid, signal.SIGINT)
+    return proc
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_ctrl_c_writes_an_interrupted_run(mock, tmp_path, sig):
+    proc = _start_long_run(mock, tmp_path)
+    os.kill(proc.pid, sig)
     out, _ = proc.communicate(timeout=60)
     summary = json.loads((Path(out.strip().splitlines()[-1]) / "summary.json").read_text())
     assert proc.returncode == 130 and summary["status"] == "interrupted"
     assert summary["requests"]["completed"] > 0 and validate_summary(summary) == []
+
+
+def _locust_processes(marker: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        with contextlib.suppress(OSError):
+            if entry.name.isdigit() and marker in (entry / "cmdline").read_bytes().decode(errors="replace"):
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signal is Linux-only")
+def test_killed_generator_leaves_no_orphan_locust(mock, tmp_path):
+    """`tollgate load` killed with SIGKILL: its Locust gets SIGINT from the kernel, writes an interrupted
+    run and exits instead of loading the server as an orphan."""
+    proc = _start_long_run(mock, tmp_path)
+    assert _locust_processes(str(tmp_path)), "Locust is not running"
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 45
+    while _locust_processes(str(tmp_path)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    left = _locust_processes(str(tmp_path))
+    for pid in left:
+        with contextlib.suppress(OSError):
+            os.kill(pid, signal.SIGKILL)
+    assert left == [], "Locust outlived the killed `tollgate load`"
+    summary = json.loads(next(tmp_path.glob("*/summary.json")).read_text())
+    assert summary["status"] == "interrupted" and validate_summary(summary) == []
 
 
 @pytest.mark.timeout(150)
