@@ -416,7 +416,7 @@ def print_summary(summary: dict[str, Any]) -> None:
     console.print(table)
     req, thr = summary["requests"], summary["throughput"]
     console.print(
-        f"completed {req['completed']}  failed {req['failed']}  {thr['requests_per_s']:.2f} req/s  "
+        f"completed {req['completed']}  failed {req['failed']}  incomplete {req.get('incomplete', 0)}  {thr['requests_per_s']:.2f} req/s  "
         f"{thr['output_tokens_per_s']:.1f} tok/s  client_bound={summary['validity']['client_bound']}"
     )
     for reason, count in summary.get("errors", {}).items():

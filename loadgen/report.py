@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from loadgen.collector import METRICS, Collector
+from loadgen.timeline import INCOMPLETE
 from tollgate.contracts.run_folder import LATENCY_METRICS, REQUEST_COLUMNS, RUN_SCHEMA_VERSION
 
 SECRET_KEYS = ("api_key",)
@@ -82,6 +83,7 @@ def build_summary(
     slo = config.get("goodput_slo") or {}
     good = int(good_requests(frame, slo).sum()) if len(frame) else 0
     errors = Counter(frame.loc[~frame["ok"].astype(bool), "error"]) if len(frame) else Counter()
+    incomplete = errors.pop(INCOMPLETE, 0)
     prompt = ok["prompt_tokens"][ok["prompt_tokens"] >= 0].sum() if len(ok) else 0
     summary = {
         "schema_version": RUN_SCHEMA_VERSION,
@@ -112,7 +114,8 @@ def build_summary(
         "requests": {
             "sent": len(frame),
             "completed": len(ok),
-            "failed": len(frame) - len(ok),
+            "failed": len(frame) - len(ok) - incomplete,
+            "incomplete": incomplete,
             "output_tokens_estimated": int(ok["output_tokens_estimated"].astype(bool).sum())
             if len(ok)
             else 0,

@@ -15,11 +15,12 @@ import time
 from typing import Any
 
 import gevent
+from gevent import GreenletExit
 from locust import FastHttpUser, constant, task
 
 from loadgen import rxtime
 from loadgen.sse import SSEParser, StreamError, parse_chunk
-from loadgen.timeline import RequestRecord
+from loadgen.timeline import INCOMPLETE, RequestRecord
 
 PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 
@@ -109,6 +110,9 @@ class LLMUser(FastHttpUser):
                     resp.failure(record.error)
                 else:
                     resp.success()
+        except GreenletExit:
+            self._incomplete(run, record)
+            raise
         except Exception as exc:
             record.error = record.error or failure_reason(exc)
             if record.end_perf != record.end_perf:
@@ -116,6 +120,13 @@ class LLMUser(FastHttpUser):
         if record.ok:
             self._fire_metrics(record, path)
         return record
+
+    def _incomplete(self, run: Any, record: RequestRecord) -> None:
+        """The run is stopping this user mid-request: keep the request, marked incomplete."""
+        record.error = INCOMPLETE
+        if record.end_perf != record.end_perf:
+            record.end_perf = time.perf_counter()
+        run.collector.add(record)  # not run.record(): the plan must not count it as answered
 
     def _fire_metrics(self, record: RequestRecord, path: str) -> None:
         itl = record.itl_ms()

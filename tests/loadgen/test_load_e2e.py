@@ -304,3 +304,18 @@ def test_disk_full_during_the_run_fails_clearly_without_a_complete_summary(mock,
         assert "could not write the run folder" in out and "no space left on device" in out, out[-3000:]
         for summary in full.rglob("summary.json"):
             assert json.loads(summary.read_text())["status"] != "complete"
+
+
+@pytest.mark.timeout(90)
+def test_requests_cut_off_by_the_end_of_the_run_are_incomplete_not_failed(tmp_path):
+    """Every duration-bound closed-loop run ends with requests in flight: they are kept and counted as
+    `incomplete`, never silently dropped and never as server errors."""
+    with start_mock_server("--ttft-ms", "10", "--itl-ms", "50") as slow:  # 200 tokens take ~10 s
+        code, run_dir, summary = load(
+            tmp_path, "--url", slow.url, "--users", "2", "--duration", "3s", "--output-tokens", "200"
+        )
+    requests = summary["requests"]
+    assert requests["incomplete"] == 2 and requests["failed"] == 0 and summary["errors"] == {}
+    assert requests["sent"] == requests["completed"] + requests["failed"] + requests["incomplete"]
+    rows = pd.read_parquet(run_dir / "requests.parquet")
+    assert len(rows) == 2 and rows["error"].str.startswith("incomplete").all()
