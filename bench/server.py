@@ -98,7 +98,10 @@ def gemv_bandwidth(device: str, nbytes: int, reps: int = 5) -> float:
 
 def weight_like(device: str, numel: int) -> torch.Tensor:
     """float32 ones in memory like the engine's weights: a huge-page arena on CPU where the OS has one."""
-    return hugepages.zeros((numel,), torch.float32, torch.device(device)).fill_(1.0)
+    buf = hugepages.hugepage_buffer(numel * 4) if device == "cpu" else None
+    if buf is None:
+        return torch.ones(numel, device=device)
+    return buf.view(torch.float32).fill_(1.0)
 
 
 def sync(device: str) -> None:

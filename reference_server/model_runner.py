@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import torch
 
-from reference_server.hugepages import zeros
 from reference_server.model import AttentionMeta, LlamaModel
 from reference_server.sampling import sample
 from reference_server.sequence import Sequence
@@ -32,8 +31,8 @@ class ModelRunner:
         self.device, self.dtype = param.device, param.dtype
         self.num_kv_heads = a.num_kv_heads
         shape = (a.num_layers, num_blocks, a.num_kv_heads, block_size, a.head_dim)
-        self.k_cache = zeros(shape, self.dtype, self.device)
-        self.v_cache = zeros(shape, self.dtype, self.device)
+        self.k_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
+        self.v_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
         model.bind_kv_cache(self.k_cache, self.v_cache)
         self.generator = torch.Generator().manual_seed(seed)  # for unseeded sampled requests
 
