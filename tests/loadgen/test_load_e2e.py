@@ -81,8 +81,11 @@ def test_closed_loop_step_shape_run_folder_is_complete(mock, tmp_path):
     assert summary["metrics"]["ttft_ms"]["p50"] >= 10.0  # the mock never answers sooner
     assert summary["server"]["models"] == ["mock-model"] and "api_key" not in summary["config"]
     frame = pd.read_parquet(run_dir / "requests.parquet")
-    assert set(REQUEST_COLUMNS) <= set(frame.columns) and len(frame) == n
-    assert (frame["output_tokens"] == 8).all() and frame["ok"].all()
+    incomplete = summary["requests"]["incomplete"]  # in flight when the shape ended
+    assert set(REQUEST_COLUMNS) <= set(frame.columns) and len(frame) == n + incomplete
+    assert (frame.loc[~frame["ok"], "error"].str.startswith("incomplete")).all()
+    frame = frame[frame["ok"]]
+    assert (frame["output_tokens"] == 8).all() and len(frame) == n
     assert all(
         len(c) == 8 and c[0] == pytest.approx(t, abs=1e-3)
         for c, t in zip(frame["chunk_ms"], frame["ttft_ms"], strict=True)
