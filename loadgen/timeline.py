@@ -20,10 +20,12 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from tollgate.contracts.run_folder import INCOMPLETE_PREFIX
+
 # Error reason of a request the end of the run cut off while it was in flight. Such requests are counted
 # apart (summary `requests.incomplete`, as GuideLLM does), neither completed nor failed: every duration-bound
 # run ends with some in flight, and they say nothing about the server's errors.
-INCOMPLETE = "incomplete: the run ended while the request was in flight"
+INCOMPLETE = f"{INCOMPLETE_PREFIX}: the run ended while the request was in flight"
 
 NAN = math.nan
 

@@ -14,6 +14,7 @@ import streamlit as st
 from scipy import stats
 
 from dashboards.data.runs import load_requests
+from tollgate.contracts.run_folder import INCOMPLETE_PREFIX
 
 MIN_BIN_S = 5.0  # timeline bins: finer is mostly sampling noise at tens of requests per second
 LATENCY_COLUMNS = {
@@ -94,7 +95,8 @@ def timeline(path: str, mtime: float, points: int | None) -> pd.DataFrame:
 @st.cache_data(show_spinner=False, max_entries=8)
 def errors_by_reason(path: str, mtime: float) -> pd.DataFrame:
     df = load_requests(path, mtime)
-    failed = df.loc[~df["ok"]]
+    cut_off = df["error"].astype(str).str.startswith(INCOMPLETE_PREFIX) if "error" in df else False
+    failed = df.loc[~df["ok"] & ~cut_off]  # requests cut off by the end of the run are not failures
     if failed.empty:
         return pd.DataFrame(columns=["reason", "requests", "share_pct"])
     reasons = failed.get("error", pd.Series("unknown", index=failed.index)).replace("", "unknown")

@@ -149,3 +149,23 @@ def test_raw_only_store_is_bucketed_in_sql(tmp_path):
     assert len(out) == 400 and out["value"].mean() == pytest.approx(
         np.mean([i % 7 for i in range(3600)]), rel=0.01
     )
+
+
+def test_requests_cut_off_by_the_end_of_a_run_are_not_errors(tmp_path):
+    rows = pd.DataFrame(
+        {
+            "send_s": [1.0, 2.0, 3.0, 4.0],
+            "end_s": [1.5, 2.5, 3.5, 4.5],
+            "ok": [True, False, False, False],
+            "error": [
+                "",
+                "HTTP 500",
+                "HTTP 500",
+                "incomplete: the run ended while the request was in flight",
+            ],
+        }
+    )
+    path = tmp_path / "requests.parquet"
+    rows.to_parquet(path)
+    errors = analysis.errors_by_reason(str(path), path.stat().st_mtime)
+    assert errors["reason"].tolist() == ["HTTP 500"] and errors["requests"].tolist() == [2]

@@ -72,6 +72,10 @@ REQUEST_COLUMNS = (
     "error",  # reason string, "" when ok
 )
 
+# `error` of a request the end of the run cut off in flight starts with this; such rows are neither
+# completed nor failed (summary `requests.incomplete`).
+INCOMPLETE_PREFIX = "incomplete"
+
 GATE_FIELDS = ("schema_version", "run_id", "verdict", "exit_code", "checks", "baseline_run_id", "created_at")
 SWEEP_FIELDS = ("schema_version", "sweep_id", "mode", "points", "knee", "slo", "created_at")
 
