@@ -226,6 +226,9 @@ class Coordinator:
         if status == "complete" and self.collector.rows and all(not r["ok"] for r in self.collector.rows):
             status = "failed"
             self.notes.append("no request completed")
+        elif status == "complete" and report.server_went_away(self.collector.rows):
+            status = "failed"
+            self.notes.append("the server stopped answering: the run's last requests all failed to connect")
         self._final_csv()
         try:
             from locust.html import get_html_report

@@ -20,7 +20,12 @@ import pandas as pd
 
 from loadgen.collector import METRICS, Collector
 from loadgen.timeline import INCOMPLETE
-from tollgate.contracts.run_folder import LATENCY_METRICS, REQUEST_COLUMNS, RUN_SCHEMA_VERSION
+from tollgate.contracts.run_folder import (
+    INCOMPLETE_PREFIX,
+    LATENCY_METRICS,
+    REQUEST_COLUMNS,
+    RUN_SCHEMA_VERSION,
+)
 
 SECRET_KEYS = ("api_key",)
 PARTIAL_ROWS = "requests.partial.jsonl"  # rows flushed during the run; removed once the folder is written
@@ -281,3 +286,14 @@ def _fmt(value: Any) -> str:
     if value is None:
         return "-"
     return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
+def server_went_away(rows: list[dict[str, Any]], tail: int = 3) -> bool:
+    """True when the last `tail` finished requests (by send time) all failed without an HTTP answer
+    (status 0: refused, reset, timed out): the server died or became unreachable during the run, so
+    the run is failed even if requests completed before that. Requests cut off by the end of the
+    run are not finished and do not count."""
+    finished = [r for r in rows if not str(r.get("error", "")).startswith(INCOMPLETE_PREFIX)]
+    finished.sort(key=lambda r: r["send_s"] if r["send_s"] == r["send_s"] else float("inf"))
+    last = finished[-tail:]
+    return len(last) == tail and all(not r["ok"] and int(r.get("status") or 0) == 0 for r in last)

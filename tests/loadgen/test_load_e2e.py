@@ -230,7 +230,7 @@ def test_killed_generator_leaves_no_orphan_locust(mock, tmp_path):
 def test_headless_run_against_the_reference_server(reference_server, tmp_path):
     code, run_dir, summary = load(
         tmp_path,
-        *f"--url {reference_server.url} --users 1 --requests 2 --output-tokens 3 --input-tokens 8 --timeout 60s".split(),
+        *f"--url {reference_server.url} --users 1 --requests 2 --output-tokens 3 --input-tokens 8 --timeout 60s --ignore-eos".split(),
     )
     assert code == 0 and summary["status"] == "complete" and validate_summary(summary) == []
     assert summary["requests"]["completed"] == 2 and summary["requests"]["failed"] == 0, summary["errors"]

@@ -100,3 +100,21 @@ def test_a_killed_generator_is_rebuilt_from_its_flushed_rows(tmp_path):
     ):  # same values, up to float rounding at bucket edges
         assert summary["metrics"][name] == pytest.approx(live.histograms[name].summary(), rel=0.01)
     assert not (tmp_path / PARTIAL_ROWS).exists() and (tmp_path / "requests.parquet").is_file()
+
+
+def test_server_that_went_away_fails_the_run_even_after_successes():
+    from loadgen.report import server_went_away
+    from loadgen.timeline import INCOMPLETE
+
+    def row(send, ok, status, error=""):
+        return {"send_s": send, "ok": ok, "status": status, "error": error}
+
+    served = [row(t, True, 200) for t in range(5)]
+    refused = [row(5 + t, False, 0, "ConnectionRefusedError") for t in range(3)]
+    assert server_went_away(served + refused)
+    # HTTP errors at the end mean the server still answers; one refused request is not enough
+    assert not server_went_away(served + [row(9 + t, False, 500, "HTTP 500") for t in range(3)])
+    assert not server_went_away(served + refused[:1])
+    # requests cut off in flight by the end of the run do not hide the refusals before them
+    assert server_went_away(served + refused + [row(9, False, 0, INCOMPLETE)])
+    assert not server_went_away(refused[:2])

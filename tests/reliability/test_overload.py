@@ -76,7 +76,7 @@ def _overload(server: ServerHandle, tmp_path: Path, figures, seconds: int, facto
     watcher.start()
     out = run_cli(
         "load", "--url", server.url, f"--api-key={server.api_key}", "--endpoint", "completions", "--rate", f"{rate:.1f}",
-        "--arrival", "poisson", "--input-tokens", "64", "--output-tokens", str(OUTPUT_TOKENS),
+        "--arrival", "poisson", "--input-tokens", "64", "--output-tokens", str(OUTPUT_TOKENS), "--ignore-eos",
         "--duration", f"{seconds}s", "--seed", "3", "--name", "overload", "--out", str(tmp_path / "runs"),
         timeout=seconds + 120,
     )  # fmt: skip
