@@ -17,6 +17,7 @@ import pytest
 
 from loadgen import cli
 from loadgen.mock_server import start_mock_server
+from tests.support.filesystems import small_tmpfs
 from tests.support.servers import free_port
 from tollgate.contracts.run_folder import REQUEST_COLUMNS, validate_summary
 
@@ -277,21 +278,6 @@ def test_unwritable_out_exits_2_before_any_request(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"--out {blocker / 'runs'}: cannot create or write the run folder" in err
     assert "pass --out with a writable folder" in err and "Traceback" not in err
-
-
-@contextlib.contextmanager
-def small_tmpfs(path: Path, size: str):
-    """A tmpfs of `size` at `path` that fills up during a run (needs root and mount; skips otherwise)."""
-    path.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 @pytest.mark.timeout(120)

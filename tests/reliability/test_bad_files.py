@@ -6,13 +6,13 @@ console script calls, except `tollgate load`, which runs as a subprocess (it dri
 
 from __future__ import annotations
 
-import contextlib
 import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.reliability.helpers import run_cli
+from tests.support.filesystems import small_tmpfs
 from tollgate import cli
 from tollgate.demo_data import DATA_DIR
 
@@ -161,28 +161,13 @@ def test_unwritable_reports_directory(component, tmp_path, capsys, figures):
     assert "not-a-dir" in out, out[-2000:]
 
 
-@contextlib.contextmanager
-def tiny_filesystem(path: Path, size: str = "48k"):
-    """A full-able tmpfs mounted at `path` (needs root and mount permission; skips otherwise)."""
-    path.mkdir()
-    mounted = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True
-    )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
-
-
 @pytest.mark.soak
 @pytest.mark.timeout(180)
 def test_disk_full_during_load(shared_server, tmp_path, figures):
     """Injects a full disk (48 KiB tmpfs) under the run folders of a `tollgate load` run; must hold: the
     command exits non-zero within 90 s with a clear 'no space' error, and no summary.json claims the
     run complete."""
-    with tiny_filesystem(tmp_path / "full") as full:
+    with small_tmpfs(tmp_path / "full") as full:
         figures.faults += 1
         try:
             proc = run_cli(
