@@ -294,8 +294,9 @@ def main(argv: list[str]) -> int:
     return {"complete": 0, "interrupted": 130}.get(summary.get("status"), 1)
 
 
-def check_run_dir(run_dir: Path, out: str) -> str | None:
-    """Create the run folder and prove it writable before any request; returns the problem, if any."""
+def check_run_dir(run_dir: Path, out: str, flag: str = "--out") -> str | None:
+    """Create the run folder and prove it writable before any request; returns the problem, if any.
+    `flag` names the option that set `out` in the message."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-probe"
@@ -304,8 +305,8 @@ def check_run_dir(run_dir: Path, out: str) -> str | None:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         return (
-            f"--out {out}: cannot create or write the run folder {run_dir}: {reason}"
-            f"{f' ({exc.filename})' if exc.filename else ''}; pass --out with a writable folder"
+            f"{flag} {out}: cannot create or write the run folder {run_dir}: {reason}"
+            f"{f' ({exc.filename})' if exc.filename else ''}; pass {flag} with a writable folder"
         )
     return None
 

@@ -53,13 +53,13 @@ def main(argv: list[str]) -> int:
     reason = None
     # every output location is proven writable before the first step loads the server
     out = load_parser.parse_args([*rest, "--users", "1", "--requests", "1"]).out
-    for folder, flag in ((Path(args.sweep_out) / sweep_id, args.sweep_out), (Path(out), out)):
-        problem = cli.check_run_dir(folder, flag)
+    for folder, value, option in (
+        (Path(args.sweep_out) / sweep_id, args.sweep_out, "--sweep-out"),
+        (Path(out), out, "--out"),
+    ):
+        problem = cli.check_run_dir(folder, value, option)
         if problem:
-            print(
-                f"tollgate sweep: {problem.replace('--out', '--sweep-out' if flag is args.sweep_out else '--out', 1)}",
-                file=sys.stderr,
-            )
+            print(f"tollgate sweep: {problem}", file=sys.stderr)
             return 2
     for load in args.rates or args.concurrency:
         flag = ["--rate", f"{load:g}"] if kind == "rate" else ["--users", str(int(load))]
