@@ -109,9 +109,8 @@ def evidently_report(
 
     kinds = profile.kinds()
     cols = [c for c in profile.reservoir.columns if c in live.table.columns and kinds.get(c) != "sketch"]
-    empty = [
-        c for c in cols if pd.Series(profile.reservoir.columns[c]).isna().all() or live.table[c].isna().all()
-    ]
+    reference = pd.DataFrame({c: profile.reservoir.columns[c] for c in cols})
+    empty = [c for c in cols if reference[c].isna().all() or live.table[c].isna().all()]
     if empty and notes is not None:
         notes.append(
             f"Evidently report leaves out columns empty in the reference or the window: {', '.join(empty)}"
@@ -119,7 +118,7 @@ def evidently_report(
     cols = [c for c in cols if c not in empty]
     num = [c for c in cols if kinds[c] == "numeric"]
     cat = [c for c in cols if kinds[c] == "categorical"]
-    reference = pd.DataFrame({c: profile.reservoir.columns[c] for c in cols})
+    reference = reference[cols].copy()
     current = live.table[cols].copy()
     for c in cat:
         reference[c], current[c] = reference[c].astype(str), current[c].astype(str)
