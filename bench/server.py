@@ -23,7 +23,7 @@ import statistics
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from reference_server import hugepages
 from reference_server.config import EngineConfig
 from reference_server.engine import Engine, RequestOutput
 from reference_server.loader import export_checkpoint
+from reference_server.model import Linear
 from reference_server.sampling import SamplingParams
 
 PROMPT_LEN = 128
@@ -80,20 +81,27 @@ def read_bandwidth(device: str, nbytes: int, reps: int = 5) -> float:
 
 
 def gemv_bandwidth(device: str, nbytes: int, reps: int = 5) -> float:
-    """Bytes/s of one batch-1 matmul (x[1, K] @ W[K, 1024], the engine's weight layout) over a weight-
-    sized W, median of `reps`: what the BLAS reaches at batch 1. Context row, not the roofline: it
-    splits the engine's gap into kernel efficiency (this / read_bandwidth) and per-step overhead."""
-    w = weight_like(device, nbytes // 4 // 1024 * 1024).view(-1, 1024)
-    x = torch.ones(1, w.shape[0], device=device)
-    torch.mm(x, w)
-    times = []
-    for _ in range(reps):
-        sync(device)
-        start = time.perf_counter()
-        torch.mm(x, w)
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return w.numel() * 4 / statistics.median(times)
+    """Bytes/s of one batch-1 matmul through the engine's own Linear (its CPU column-block layout, see
+    model.Linear) over a weight-sized [K, 1024] float32 matrix, median of `reps`: what the matmul
+    reaches at batch 1. Context row, not the roofline: it splits the engine's gap into kernel
+    efficiency (this / read_bandwidth) and per-step overhead."""
+    rows = nbytes // 4 // 1024
+    layer = Linear(rows, 1024)
+    layer.weight.data = weight_like(device, rows * 1024).view(rows, 1024)
+    if device == "cpu" and torch.backends.mkldnn.is_available():
+        layer.pack()
+        layer.weight.data = weight_like(device, layer.weight.numel()).view(layer.weight.shape)
+    x = torch.ones(1, rows, device=device)
+    with torch.inference_mode():
+        layer(x)
+        times = []
+        for _ in range(reps):
+            sync(device)
+            start = time.perf_counter()
+            layer(x)
+            sync(device)
+            times.append(time.perf_counter() - start)
+    return rows * 1024 * 4 / statistics.median(times)
 
 
 def weight_like(device: str, numel: int) -> torch.Tensor:
@@ -140,6 +148,11 @@ def run_engine(engine: Engine, prompts: list[list[int]], params: SamplingParams)
     wall = time.perf_counter() - start
     assert all(o.num_output_tokens == params.max_tokens for o in finals.values())
     return wall, [o.times for o in finals.values()]
+
+
+def decode_rate(times: Any, n_out: int) -> float:
+    """Decode tokens/s of one request: the tokens after the first, over the time since the first."""
+    return (n_out - 1) / (times.last_token - times.first_token)
 
 
 def hf_generate(hf: Any, prompts: list[list[int]], n_out: int) -> float:
@@ -192,10 +205,11 @@ class Plan:
     output_len: int = OUTPUT_LEN
     reps: int = 2  # engine and transformers runs per point, interleaved; medians reported
     reps_conc1: int = 5  # concurrency 1 is cheap and the noisiest
+    compiled: bool = False  # also time concurrency 1 on an engine with compile_decode (+12-60 s)
 
 
 PLANS = {
-    "tiny": Plan([1, 4, 16, 32]),
+    "tiny": Plan([1, 4, 16, 32], compiled=True),
     "gpt2-small-size": Plan([1, 16], output_len=32, reps=1, reps_conc1=2),
     "llama-1b-size": Plan([1, 4, 16, 32], reps=2),
 }
@@ -215,9 +229,12 @@ def bench_preset(preset: str, device: str, plan: Plan) -> dict[str, Any]:
             model=str(path), device=device, max_num_seqs=max(plan.concs), num_kv_blocks=1024
         )
         engine = Engine(config)
+        compiled = Engine(replace(config, compile_decode=True)) if plan.compiled else None
         dtype = engine.runner.dtype
         hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
     engine.start()
+    if compiled is not None:
+        compiled.start()
     vocab, n_out = engine.vocab_size, plan.output_len
     params = SamplingParams(max_tokens=n_out, temperature=0.0, ignore_eos=True)
     run_engine(
@@ -227,6 +244,7 @@ def bench_preset(preset: str, device: str, plan: Plan) -> dict[str, Any]:
     result: dict[str, Any] = {"preset": preset, "device": device, "dtype": str(dtype), "output_tokens": n_out}
     wbytes = weight_bytes_per_step(engine)
     single, decode_tps, roofline_tps, copy_roofline_tps, gemv_tps, conc = [], [], [], [], [], {}
+    compiled_walls, compiled_decode_tps = [], []
     for c in plan.concs:
         walls, static = [], []
         for _ in range(plan.reps_conc1 if c == 1 else plan.reps):
@@ -238,8 +256,12 @@ def bench_preset(preset: str, device: str, plan: Plan) -> dict[str, Any]:
             wall, times = run_engine(engine, prompts, params)
             walls.append(wall)
             if c == 1:
-                decode_tps.append((n_out - 1) / (times[0].last_token - times[0].first_token))
+                decode_tps.append(decode_rate(times[0], n_out))
                 single.append(hf_generate(hf, prompts, n_out))
+                if compiled is not None:
+                    wall, times = run_engine(compiled, prompts, params)
+                    compiled_walls.append(wall)
+                    compiled_decode_tps.append(decode_rate(times[0], n_out))
             else:
                 static.append(hf_generate(hf, prompts, n_out))
         conc[str(c)] = {"engine_tps": c * n_out / statistics.median(walls)}
@@ -257,6 +279,13 @@ def bench_preset(preset: str, device: str, plan: Plan) -> dict[str, Any]:
         "copy_burst_roofline_tps": statistics.median(copy_roofline_tps),
         "gemv_line_tps": statistics.median(gemv_tps),
     }
+    if compiled is not None:
+        result["compiled"] = {
+            "engine_tps": n_out / statistics.median(compiled_walls),
+            "engine_decode_tps": statistics.median(compiled_decode_tps),
+            "fraction_per_run": [d / r for d, r in zip(compiled_decode_tps, roofline_tps, strict=True)],
+        }
+        compiled.shutdown()
     length = min(1024, engine.max_model_len - 1)
     hit, cold = prefix_ttft(engine, rng, length, 960, plan.reps)
     result["prefix"] = {"prompt_tokens": length, "cached_tokens": 960, "ttft_hit_s": hit, "ttft_cold_s": cold}
@@ -289,6 +318,9 @@ def rows_for(r: dict[str, Any]) -> list[list[Any]]:
     add("conc 1 decode tok/s vs roofline", roof["engine_decode_tps"], roof["roofline_tps"], ">= 0.6")
     add("  same, vs copy-burst roofline", roof["engine_decode_tps"], roof["copy_burst_roofline_tps"])
     add("  same, vs one weight-sized GEMV", roof["engine_decode_tps"], roof["gemv_line_tps"])
+    if comp := r.get("compiled"):
+        add("--compile: conc 1 tok/s vs transformers", comp["engine_tps"], single, ">= 1.5")
+        add("--compile: conc 1 decode vs roofline", comp["engine_decode_tps"], roof["roofline_tps"], ">= 0.6")
     add(
         f"TTFT ms, {pre['cached_tokens']}/{pre['prompt_tokens']} cached vs cold",
         pre["ttft_hit_s"] * 1e3,
@@ -304,7 +336,9 @@ transformers `generate()` one request at a time, and in static batches of the sa
 read bandwidth (summing a buffer of the step's weight bytes, median of 5, same thread count, right
 before each decode run) / weight bytes read per decode step; the copy-burst row uses the best of 3
 large copies (bytes read + written) instead, the old measure; the GEMV row times one batch-1 matmul
-over a weight-sized matrix (what the BLAS reaches; the rest of the gap is per-step overhead). `gpt2-small-size`: 32 output tokens, concurrency 1 and 16 only, one run each (time budget).
+over a weight-sized matrix through the engine's Linear (what the matmul reaches; the rest of the gap is
+per-step overhead). `--compile` rows: a second engine with the batch-1 decode step compiled
+(`tollgate serve --compile`), run right after the default one on the same prompts. `gpt2-small-size`: 32 output tokens, concurrency 1 and 16 only, one run each (time budget).
 The targets are the issue's, for the tiny preset; figures move with the machine's load (in the title)."""
 
 
@@ -355,11 +389,9 @@ def main(argv: list[str]) -> int:
     for preset in presets:
         plan = PLANS.get(preset, PLANS["tiny"])
         if args.quick:
-            plan = Plan(plan.concs, plan.output_len, reps=1, reps_conc1=2)
+            plan = replace(plan, reps=1, reps_conc1=2)
         if args.concurrency:
-            plan = Plan(
-                concs_subset(plan.concs, args.concurrency), plan.output_len, plan.reps, plan.reps_conc1
-            )
+            plan = replace(plan, concs=concs_subset(plan.concs, args.concurrency))
         results.append(bench_preset(preset, args.device, plan))
         rows += rows_for(results[-1])
     load = os.getloadavg()[0]

@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--max-model-len", type=_positive(int), default=None)
     e.add_argument("--no-prefix-caching", action="store_true")
     e.add_argument("--seed", type=int, default=0)
+    e.add_argument(
+        "--compile",
+        action="store_true",
+        help="torch.compile the batch-1 decode step: ~1.2x faster single-stream decode on CPU, "
+        "12-40 s more start-up (compiled before the server reports ready)",
+    )
     return p
 
 
@@ -148,6 +154,7 @@ def main(argv: list[str]) -> int:
         enable_prefix_caching=not args.no_prefix_caching,
         seed=args.seed,
         served_model_name=args.served_model_name,
+        compile_decode=args.compile,
     )
     settings = ServeSettings(
         max_waiting=args.max_waiting,

@@ -28,6 +28,7 @@ class EngineConfig:
     enable_prefix_caching: bool = True
     seed: int = 0
     served_model_name: str | None = None  # name reported by the API; default "tiny" or the dir name
+    compile_decode: bool = False  # torch.compile the batch-1 decode step (see model_runner.py)
 
     def resolve_device(self) -> torch.device:
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")

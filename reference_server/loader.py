@@ -236,12 +236,12 @@ def build_model(
     result = model.load_state_dict(ours, strict=False)
     if result.missing_keys:
         raise ConfigError(f"{where}: weights missing for {sorted(result.missing_keys)}")
-    if device.type == "cpu":
-        move_params_to_hugepages(model)
     if device.type == "cpu" and dtype == torch.float32 and torch.backends.mkldnn.is_available():
         for module in model.modules():
             if isinstance(module, Linear):
                 module.pack()
+    if device.type == "cpu":
+        move_params_to_hugepages(model)
     model.init_rope()
     return model.eval().requires_grad_(False)
 
