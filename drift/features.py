@@ -307,10 +307,9 @@ def iter_feature_chunks(
                 yield features_from_frame(batch.to_pandas(), embed)
             return
         if suffix in (".csv", ".tsv"):
-            yield from map(
-                features_from_frame,
-                pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",", chunksize=chunk_rows),
-            )
+            sep = "\t" if suffix == ".tsv" else ","
+            for frame in pd.read_csv(path, sep=sep, chunksize=chunk_rows):
+                yield features_from_frame(frame, embed)
             return
     except (OSError, ValueError, ImportError) as exc:
         raise FeatureError(f"{path}: cannot read the table ({exc})") from exc

@@ -117,3 +117,22 @@ def test_grid_statistics_are_exact_for_an_exact_sketch(seed: int) -> None:
     grid = NumericGrid.compute(NumericSketch.from_values(ref), np.sort(live))
     assert grid.ks == pytest.approx(stats.ks_2samp(ref, live).statistic, abs=1e-12)
     assert grid.wasserstein == pytest.approx(stats.wasserstein_distance(ref, live), rel=1e-9)
+
+
+def test_streamed_tables_embed_like_whole_files(tmp_path) -> None:
+    """--embeddings on a CSV: the chunked reader (profile building) embeds like the whole-file reader."""
+    from drift.embeddings import EmbeddingsUnavailable
+    from drift.features import iter_feature_chunks, load_features
+
+    table = tmp_path / "prompts.csv"
+    pd.DataFrame({"text": ["hello world", "another prompt here", "a third one"]}).to_csv(table, index=False)
+    try:
+        whole = load_features(table, embed=True)
+    except EmbeddingsUnavailable:  # the optional extra is not installed: both must say so
+        with pytest.raises(EmbeddingsUnavailable):
+            list(iter_feature_chunks(table, chunk_rows=2, embed=True))
+        return
+    chunks = list(iter_feature_chunks(table, chunk_rows=2, embed=True))
+    assert [c.vector_name for c in chunks] == [whole.vector_name] * 2
+    # batches of 2 and of 3 pad differently: float32 noise only
+    np.testing.assert_allclose(np.vstack([c.vectors for c in chunks]), whole.vectors, atol=1e-6)
