@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+if TYPE_CHECKING:
+    from reference_server.kv_mirror import DecodeMirror
 
 
 @dataclass
@@ -56,6 +59,7 @@ class AttentionMeta:
     # (start, tokens, tokens already cached before it, chunk index or None, count) per group of prefill
     # chunks: uncached chunks of equal length that follow each other are attended in one batched call
     prefills: list[tuple[int, int, int, torch.Tensor | None, int]] = field(default_factory=list)
+    mirror: DecodeMirror | None = None  # contiguous K/V of the decode rows, see kv_mirror.py
     cos: torch.Tensor | None = None  # [T, head_dim], filled by the model
     sin: torch.Tensor | None = None
 
@@ -152,8 +156,9 @@ def rope_inv_freq(args: ModelArgs) -> torch.Tensor:
 
 
 class Attention(nn.Module):
-    def __init__(self, args: ModelArgs) -> None:
+    def __init__(self, args: ModelArgs, layer_idx: int) -> None:
         super().__init__()
+        self.layer_idx = layer_idx
         self.num_heads, self.num_kv_heads, self.head_dim = args.num_heads, args.num_kv_heads, args.head_dim
         self.q_size, self.kv_size = args.num_heads * args.head_dim, args.num_kv_heads * args.head_dim
         self.qkv = Linear(args.hidden_size, self.q_size + 2 * self.kv_size, bias=args.attention_bias)
@@ -173,7 +178,8 @@ class Attention(nn.Module):
         self.v_cache[meta.slot_block, :, meta.slot_offset] = v.to(self.v_cache.dtype)
         outs = []
         if meta.num_decode:
-            outs.append(self._decode(q[: meta.num_decode], meta))
+            b = meta.num_decode
+            outs.append(self._decode(q[:b], k[:b], v[:b], meta))
         for start, n, cached, chunks, count in meta.prefills:
             end = start + n * count
             outs.append(self._prefill(q[start:end], k[start:end], v[start:end], cached, chunks, count))
@@ -186,14 +192,27 @@ class Attention(nn.Module):
         bs, d = cache.shape[2], cache.shape[3]
         return cache.view(-1, bs, d).index_select(0, chunks).view(batch, self.num_kv_heads, -1, d)
 
-    def _decode(self, q: torch.Tensor, meta: AttentionMeta) -> torch.Tensor:
+    def _decode(
+        self, q: torch.Tensor, k_new: torch.Tensor, v_new: torch.Tensor, meta: AttentionMeta
+    ) -> torch.Tensor:
         """One new token per sequence. The query heads sharing a KV head become that head's query
-        rows ([b, kv_heads, group, d]): no causal mask is needed (all rows sit at the same position)."""
+        rows ([b, kv_heads, group, d]): no causal mask is needed (all rows sit at the same position).
+        Keys come from the decode mirror when the runner keeps one (this step's are appended to it),
+        else they are gathered from the paged cache."""
         b, nkv, d = q.shape[0], self.num_kv_heads, self.head_dim
-        k = self._gather(self.k_cache, meta.decode_chunks, b)
-        v = self._gather(self.v_cache, meta.decode_chunks, b)
+        if meta.mirror is not None:
+            k, v = meta.mirror.k[self.layer_idx], meta.mirror.v[self.layer_idx]
+            pos = meta.positions[:b]
+            k[meta.mirror.rows, :, pos] = k_new.to(k.dtype)
+            v[meta.mirror.rows, :, pos] = v_new.to(v.dtype)
+        else:
+            k = self._gather(self.k_cache, meta.decode_chunks, b)
+            v = self._gather(self.v_cache, meta.decode_chunks, b)
         if meta.decode_mask is None:
             k, v = k[:, :, : meta.decode_len], v[:, :, : meta.decode_len]
+        else:
+            keys = meta.decode_mask.shape[-1]
+            k, v = k[:, :, :keys], v[:, :, :keys]
         out = F.scaled_dot_product_attention(
             q.view(b, nkv, -1, d), k, v, attn_mask=meta.decode_mask, scale=self.scale
         )
@@ -244,10 +263,10 @@ class MLP(nn.Module):
 
 
 class DecoderLayer(nn.Module):
-    def __init__(self, args: ModelArgs) -> None:
+    def __init__(self, args: ModelArgs, layer_idx: int) -> None:
         super().__init__()
         self.input_norm = RMSNorm(args.hidden_size, args.rms_norm_eps)
-        self.attn = Attention(args)
+        self.attn = Attention(args, layer_idx)
         self.post_norm = RMSNorm(args.hidden_size, args.rms_norm_eps)
         self.mlp = MLP(args)
 
@@ -261,7 +280,7 @@ class LlamaModel(nn.Module):
         super().__init__()
         self.args = args
         self.embed = Embedding(args.vocab_size, args.hidden_size)
-        self.layers = nn.ModuleList(DecoderLayer(args) for _ in range(args.num_layers))
+        self.layers = nn.ModuleList(DecoderLayer(args, i) for i in range(args.num_layers))
         self.norm = RMSNorm(args.hidden_size, args.rms_norm_eps)
         self.lm_head = Linear(args.hidden_size, args.vocab_size, bias=False)
         self.register_buffer("rope_cos", torch.empty(0), persistent=False)

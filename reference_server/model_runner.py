@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from reference_server.kv_mirror import DecodeMirror
 from reference_server.model import AttentionMeta, LlamaModel
 from reference_server.sampling import sample
 from reference_server.sequence import Sequence
@@ -65,6 +66,9 @@ class ModelRunner:
         self.k_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
         self.v_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
         model.bind_kv_cache(self.k_cache, self.v_cache)
+        # CPU only: there the per-step gather is a large share of a decode step; on a GPU it is cheap
+        # next to the mirror's memory, which the KV budget (taken from free memory) does not include
+        self.mirror = DecodeMirror(self.k_cache, self.v_cache) if self.device.type == "cpu" else None
         self.generator = torch.Generator().manual_seed(seed)  # for unseeded sampled requests
 
     def chunk_index(self, tables: list[list[int]]) -> torch.Tensor:
@@ -119,15 +123,19 @@ class ModelRunner:
             prefills=prefills,
         )
         if num_decode:
-            width = max(len(seq.block_table) for seq, _ in batch[:num_decode])
-            width = max(width, 2) if compiled else width
-            tables = [seq.block_table + [0] * (width - len(seq.block_table)) for seq, _ in batch[:num_decode]]
-            meta.decode_chunks = self.chunk_index(tables)
-            lengths = [seq.num_computed_tokens + 1 for seq, _ in batch[:num_decode]]
+            seqs = [seq for seq, _ in batch[:num_decode]]
+            lengths = [seq.num_computed_tokens + 1 for seq in seqs]
+            if self.mirror is not None and not compiled and self.mirror.sync(seqs, lengths, self.chunk_index):
+                meta.mirror, keys = self.mirror, max(lengths)
+            else:
+                width = max(len(seq.block_table) for seq in seqs)
+                width = max(width, 2) if compiled else width
+                tables = [seq.block_table + [0] * (width - len(seq.block_table)) for seq in seqs]
+                meta.decode_chunks, keys = self.chunk_index(tables), width * bs
             if min(lengths) == max(lengths) and not compiled:
                 meta.decode_len = lengths[0]
             else:
-                key_pos = torch.arange(width * bs, device=self.device)
+                key_pos = torch.arange(keys, device=self.device)
                 valid = key_pos.unsqueeze(0) < self._tensor(lengths).unsqueeze(1)
                 meta.decode_mask = valid.view(num_decode, 1, 1, -1)
         return self._tensor(ids), meta, logits_rows

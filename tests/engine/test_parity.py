@@ -1,5 +1,7 @@
 """Greedy decoding through the engine equals transformers' generate() token for token."""
 
+import random
+
 import pytest
 import torch
 
@@ -61,6 +63,7 @@ def test_greedy_matches_transformers_generate(checkpoint):
     params = SamplingParams(max_tokens=NEW_TOKENS, temperature=0.0, min_tokens=NEW_TOKENS)
     got = engine.generate_batch(prompts, params)
     assert engine.step_count == NEW_TOKENS  # all prompts really ran in the same steps
+    assert engine.runner.mirror.rebuilds == 1  # decodes read the mirror, built once, then appended to
     for prompt, want, have in zip(prompts, expected, got, strict=True):
         assert len(have) == NEW_TOKENS
         assert have == want, f"prompt of {len(prompt)} tokens diverged"
@@ -119,3 +122,34 @@ def test_compiled_decode_keeps_parity_and_compiles_once(checkpoint):
     for prompt, want in zip(prompts, expected, strict=True):
         assert engine.generate_batch([prompt], params) == [want], f"prompt of {len(prompt)} tokens diverged"
     assert counters["stats"]["unique_graphs"] == graphs
+
+
+@pytest.mark.timeout(120)
+def test_decode_mirror_gives_the_tokens_of_per_step_gathering(checkpoint):
+    """The CPU decode mirror (kv_mirror.py) under churn: staggered lengths and finishes, preemption
+    from a small KV budget, seeded sampling. Every token must equal the engine that gathers from the
+    paged cache on every step, and the mirror must have been rebuilt many times along the way."""
+    path, _ = checkpoint
+    rng = random.Random(3)
+    prompts = [[rng.randrange(1, 250) for _ in range(rng.randrange(1, 40))] for _ in range(14)]
+    params = [
+        SamplingParams(
+            max_tokens=rng.randrange(1, 50), temperature=0.0 if i % 2 else 0.9, seed=i, ignore_eos=True
+        )
+        for i in range(len(prompts))
+    ]
+
+    def run(mirror: bool) -> tuple[list[list[int]], Engine]:
+        config = EngineConfig(
+            model=str(path), device="cpu", num_kv_blocks=12, max_num_seqs=8, max_model_len=96
+        )
+        engine = Engine(config)
+        if not mirror:
+            engine.runner.mirror = None
+        return engine.generate_batch(prompts, params), engine
+
+    gathered, _ = run(mirror=False)
+    mirrored, engine = run(mirror=True)
+    assert engine.stats().num_preemptions > 0
+    assert engine.runner.mirror.rebuilds > 5
+    assert mirrored == gathered
