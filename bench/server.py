@@ -209,7 +209,7 @@ class Plan:
 
 
 PLANS = {
-    "tiny": Plan([1, 4, 16, 32], reps=3, compiled=True),
+    "tiny": Plan([1, 4, 16, 32], reps=3, reps_conc1=9, compiled=True),
     "gpt2-small-size": Plan([1, 16], output_len=32, reps=1, reps_conc1=2),
     "llama-1b-size": Plan([1, 4, 16, 32], reps=2),
 }
