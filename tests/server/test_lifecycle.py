@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -11,8 +12,9 @@ import time
 import httpx
 import pytest
 
+from tests.engine.helpers import micro_checkpoint
 from tests.server.sse import read_events
-from tests.support.servers import REPO_ROOT, start_reference_server
+from tests.support.servers import REPO_ROOT, ServerHandle, start_reference_server
 
 
 @pytest.mark.timeout(120)
@@ -97,3 +99,39 @@ def test_bad_flags_are_usage_errors(args, fragments):
     )
     assert proc.returncode == 2
     assert all(f in proc.stderr for f in fragments), proc.stderr
+
+
+@pytest.mark.timeout(300)
+def test_compile_flag_compiles_before_ready_then_serves(tmp_path):
+    """`--compile`: /health says "starting" until the decode step is compiled (tens of seconds cold),
+    then completions run through the compiled graph."""
+    checkpoint = micro_checkpoint(tmp_path / "micro")
+    with ServerHandle(("--model", str(checkpoint), "--compile"), None).start(timeout=240) as server:
+        body = {"prompt": "hi", "max_tokens": 12, "ignore_eos": True, "temperature": 0}
+        response = httpx.post(server.url + "/v1/completions", json=body, timeout=60)
+        log = server.log()
+    assert response.status_code == 200, response.text
+    assert response.json()["usage"]["completion_tokens"] == 12
+    assert "decode step compiled in" in log
+    *loading, ready = server.startup_health
+    assert ready[0] == 200 and all(code == 503 for code, _ in loading)
+
+
+@pytest.mark.timeout(300)
+def test_compile_without_a_cxx_compiler_exits_2_and_says_so(tmp_path):
+    checkpoint = micro_checkpoint(tmp_path / "micro")
+    env = {
+        **os.environ,
+        "CXX": str(tmp_path / "no-such-c++"),
+        "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "ic"),
+    }
+    proc = subprocess.run(
+        [sys.executable, "-m", "tollgate", "serve", "--port", "0", "--model", str(checkpoint), "--compile"],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=280,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert "--compile" in proc.stderr and "C++ compiler" in proc.stderr
