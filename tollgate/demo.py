@@ -340,7 +340,8 @@ class Demo:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    console = Console()
+    # piped (CI logs, `| tee`) rich would wrap at 80 columns and cut the run folders' paths in two
+    console = Console(width=None if sys.stdout.isatty() else 160)
     demo = Demo(args, console)
     missing_required = [c for c in REQUIRED if c in demo.missing]
     if demo.missing:
