@@ -90,10 +90,12 @@ class Engine:
 
     def _compile_decode(self) -> None:
         """Run one short request so the compiled decode step exists before the first real one (the
-        compile takes 12-40 s on a 2-core CPU); then zero the counters it moved. Its prompt spans two
-        KV blocks so no size of 1 gets specialised into the graph."""
+        compile takes ~5 s with a warm inductor cache, 20-60 s cold on a 2-core CPU), then zero the
+        counters it moved. A max_model_len too short for it leaves the compile to the first decode."""
+        if self.max_model_len < 3:
+            return
         start = time.perf_counter()
-        n = max(1, min(self.config.block_size + 1, self.max_model_len - 2))
+        n = min(self.config.block_size + 1, self.max_model_len - 2)
         try:
             self.generate_batch([[0] * n], SamplingParams(max_tokens=2, ignore_eos=True))
         except Exception as exc:  # inductor needs a working C++ compiler (CPU) or Triton (CUDA)
