@@ -70,6 +70,7 @@ def test_disconnect_mid_stream_aborts_and_frees_blocks(guarded_client):
     idle_kv = value(guarded_client, "vllm:kv_cache_usage_perc")
     aborted_before = value(guarded_client, "vllm:request_success_total", finished_reason="abort")
     with guarded_client.stream("POST", "/v1/completions", json=LONG) as r:
+        assert r.status_code == 200, r.read()[:300]
         for line in r.iter_lines():
             if line.startswith("data: "):
                 break  # the first token arrived: the sequence holds KV blocks now
