@@ -9,8 +9,8 @@ K/V to them, so the gather runs once per change of the decode batch instead of o
 The paged cache stays the source of truth: block accounting, prefix caching and preemption never see
 the mirror. Any change of the decode batch (a sequence joining, finishing or preempted), a row that
 did not advance by exactly one token since the mirror's last step, or a row outgrowing the capacity
-rebuilds it from the cache, in one gather for all layers. Sequences are told apart by `seq_no`, unique per Sequence object, so a request id reused by a
-new request can never inherit an old row.
+rebuilds it from the cache, in one gather for all layers. Sequences are told apart by `seq_no`,
+unique per Sequence object, so a request id reused by a new request can never inherit an old row.
 """
 
 from __future__ import annotations
@@ -43,10 +43,11 @@ class DecodeMirror:
         self,
         seqs: list[Sequence],
         lengths: list[int],
-        chunk_index: Callable[[list[list[int]]], torch.Tensor],
+        decode_chunks: Callable[[list[Sequence], int], torch.Tensor],
     ) -> bool:
         """Make the rows hold `seqs` (in order), each with room for its `lengths` keys (the token this
-        step computes included). False when such a mirror would exceed MAX_BYTES: the caller gathers."""
+        step computes included). False when such a mirror would exceed MAX_BYTES: the caller gathers.
+        `decode_chunks(seqs, width)` indexes the first `width` blocks of each (ModelRunner's)."""
         members = [s.seq_no for s in seqs]
         # reusable only when every row is exactly one token further than at its last step: a row
         # that advanced without the mirror (a compiled batch-1 step) or was recomputed is stale
@@ -65,8 +66,7 @@ class DecodeMirror:
             return False
         # the blocks holding each row's earlier keys (this step's key is written by the model)
         width = max(-(-(n - 1) // block_size) for n in lengths) or 1
-        tables = [s.block_table[:width] + [0] * (width - len(s.block_table[:width])) for s in seqs]
-        chunks = chunk_index(tables)
+        chunks = decode_chunks(seqs, width)
         self.k = self._gather(self.k_cache, chunks, shape, width * block_size)
         self.v = self._gather(self.v_cache, chunks, shape, width * block_size)
         self.members, self.lengths = members, lengths

@@ -78,6 +78,12 @@ class ModelRunner:
         heads = torch.arange(self.num_kv_heads, device=self.device)
         return (t.unsqueeze(1) * self.num_kv_heads + heads.view(1, -1, 1)).view(-1)
 
+    def decode_chunks(self, seqs: list[Sequence], width: int) -> torch.Tensor:
+        """chunk_index() of each sequence's first `width` blocks, shorter tables padded with block 0
+        (its keys are masked or sliced off)."""
+        tables = [seq.block_table[:width] for seq in seqs]
+        return self.chunk_index([t + [0] * (width - len(t)) for t in tables])
+
     def _tensor(self, data: list[int]) -> torch.Tensor:
         return torch.tensor(data, dtype=torch.long).to(self.device, non_blocking=True)
 
@@ -125,13 +131,16 @@ class ModelRunner:
         if num_decode:
             seqs = [seq for seq, _ in batch[:num_decode]]
             lengths = [seq.num_computed_tokens + 1 for seq in seqs]
-            if self.mirror is not None and not compiled and self.mirror.sync(seqs, lengths, self.chunk_index):
+            if (
+                self.mirror is not None
+                and not compiled
+                and self.mirror.sync(seqs, lengths, self.decode_chunks)
+            ):
                 meta.mirror, keys = self.mirror, max(lengths)
             else:
                 width = max(len(seq.block_table) for seq in seqs)
                 width = max(width, 2) if compiled else width
-                tables = [seq.block_table + [0] * (width - len(seq.block_table)) for seq in seqs]
-                meta.decode_chunks, keys = self.chunk_index(tables), width * bs
+                meta.decode_chunks, keys = self.decode_chunks(seqs, width), width * bs
             if min(lengths) == max(lengths) and not compiled:
                 meta.decode_len = lengths[0]
             else:
