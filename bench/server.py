@@ -205,7 +205,7 @@ class Plan:
     output_len: int = OUTPUT_LEN
     reps: int = 2  # engine and transformers runs per point, interleaved; medians reported
     reps_conc1: int = 5  # concurrency 1 is cheap and the noisiest
-    compiled: bool = False  # also time concurrency 1 on an engine with compile_decode (+12-60 s)
+    compiled: bool = False  # also time concurrency 1 on an engine with compile_decode (+5-60 s)
 
 
 PLANS = {

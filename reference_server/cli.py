@@ -100,8 +100,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument(
         "--compile",
         action="store_true",
-        help="torch.compile the batch-1 decode step: ~1.2x faster single-stream decode on CPU, "
-        "12-40 s more start-up (compiled before the server reports ready)",
+        help="torch.compile the batch-1 decode step: ~1.25x faster single-stream decode on CPU; "
+        "start-up takes ~5 s longer with a warm inductor cache, 20-60 s cold (compiled before the "
+        "server reports ready)",
     )
     return p
 

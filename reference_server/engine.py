@@ -99,7 +99,7 @@ class Engine:
         try:
             self.generate_batch([[0] * n], SamplingParams(max_tokens=2, ignore_eos=True))
         except Exception as exc:  # inductor needs a working C++ compiler (CPU) or Triton (CUDA)
-            first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+            first = next(iter(str(exc).strip().splitlines()), "")
             raise ConfigError(
                 f"--compile: torch.compile of the decode step failed ({type(exc).__name__}: {first}); "
                 "install a C++ compiler (g++) for CPU or Triton for CUDA, or run without --compile"

@@ -74,7 +74,7 @@ class Linear(nn.Module):
     - column blocks ([out / 16, in, 16], out padded to a multiple of 16) for 1-2 rows: a batch-1
       matmul becomes a bmm of [1, in] by 16-wide panels, each of which is one contiguous stream, so the
       decode step's weights stream at the machine's read bandwidth: the tiny preset's 33 batch-1
-      matmuls took 4.3-5.3 ms against 5.9-6.1 ms for mm on [in, out] (12.5-17 GB/s vs 23-25 GB/s),
+      matmuls took 4.1-5.3 ms against 5.9-6.1 ms for mm on [in, out] (23-25 GB/s vs 12.5-17 GB/s),
       with bit-identical results;
     - a oneDNN prepacked copy for 3 rows and more (prefill chunks, batched decodes): 1.5-2.5x faster
       than MKL at 4..512 rows.
