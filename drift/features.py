@@ -290,15 +290,24 @@ def _timestamps(df: pd.DataFrame) -> np.ndarray | None:
     return pd.to_numeric(df["timestamp"], errors="coerce").to_numpy(dtype=float)
 
 
+SEPARATORS = {".csv": ",", ".tsv": "\t"}  # delimited tables by file suffix
+TABLE_SUFFIXES = (*SEPARATORS, ".parquet")  # read as tables; any other file as JSONL
+
+
+def _existing_suffix(path: Path) -> str:
+    """The lower-case suffix that picks the reader, once the file is known to exist."""
+    if not path.exists():
+        raise FeatureError(f"{path}: no such file")
+    return path.suffix.lower()
+
+
 def iter_feature_chunks(
     path: str | Path, chunk_rows: int = 100_000, embed: bool = False
 ) -> Iterator[Features]:
     """Features of a file in chunks of at most `chunk_rows` rows, so profiling a large training set needs
     memory for one chunk, not for the file."""
     path = Path(path)
-    if not path.exists():
-        raise FeatureError(f"{path}: no such file")
-    suffix = path.suffix.lower()
+    suffix = _existing_suffix(path)
     try:
         if suffix == ".parquet":
             import pyarrow.parquet as pq
@@ -306,9 +315,8 @@ def iter_feature_chunks(
             for batch in pq.ParquetFile(path).iter_batches(batch_size=chunk_rows):
                 yield features_from_frame(batch.to_pandas(), embed)
             return
-        if suffix in (".csv", ".tsv"):
-            sep = "\t" if suffix == ".tsv" else ","
-            for frame in pd.read_csv(path, sep=sep, chunksize=chunk_rows):
+        if suffix in SEPARATORS:
+            for frame in pd.read_csv(path, sep=SEPARATORS[suffix], chunksize=chunk_rows):
                 yield features_from_frame(frame, embed)
             return
     except (OSError, ValueError, ImportError) as exc:
@@ -328,14 +336,12 @@ def iter_feature_chunks(
 def load_features(path: str | Path, embed: bool = False) -> Features:
     """Features of a file: JSONL (capture log, request bodies, prompt dataset), CSV or parquet."""
     path = Path(path)
-    if not path.exists():
-        raise FeatureError(f"{path}: no such file")
-    suffix = path.suffix.lower()
+    suffix = _existing_suffix(path)
     try:
         if suffix == ".parquet":
             return features_from_frame(pd.read_parquet(path), embed)
-        if suffix in (".csv", ".tsv"):
-            return features_from_frame(pd.read_csv(path, sep="\t" if suffix == ".tsv" else ","), embed)
+        if suffix in SEPARATORS:
+            return features_from_frame(pd.read_csv(path, sep=SEPARATORS[suffix]), embed)
     except (OSError, ValueError, ImportError) as exc:
         raise FeatureError(f"{path}: cannot read the table ({exc})") from exc
     warnings: list[str] = []

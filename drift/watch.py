@@ -32,7 +32,7 @@ from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from drift.check import run_check
 from drift.cli import EXIT_BAD_INPUT, EXIT_OK, apply_sequential, out_error, parse_duration, settings_from
-from drift.features import CATEGORICAL, NUMERIC, Features, record_features
+from drift.features import CATEGORICAL, NUMERIC, TABLE_SUFFIXES, Features, record_features
 from drift.profile import ProfileError, load_profile
 from drift.report import evidently_report, print_table, write_result
 from drift.sequential import SequentialDetector
@@ -174,7 +174,7 @@ def run_watch(args: argparse.Namespace) -> int:
     if args.embeddings:
         print("error: --embeddings is for profile and check; watch uses the prompt sketches", file=sys.stderr)
         return EXIT_BAD_INPUT
-    if Path(args.live).suffix.lower() in (".csv", ".tsv", ".parquet"):
+    if Path(args.live).suffix.lower() in TABLE_SUFFIXES:
         print(
             f"error: {args.live}: watch tails a JSONL log (capture log or request bodies), not a table",
             file=sys.stderr,
