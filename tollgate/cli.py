@@ -18,6 +18,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("loadgen.gate_cli", "pass or fail a run against SLOs and a baseline run"),
     "sweep": ("loadgen.sweep_cli", "step the load to find the highest rate that meets the SLO"),
     "monitor": ("monitors.cli", "scrape servers and GPUs, evaluate alert rules, notify Slack"),
+    "proxy": ("proxy.cli", "relay an OpenAI-compatible server and write the capture log for drift"),
     "drift": ("drift.cli", "build reference profiles and check live traffic for drift"),
     "dashboard": ("dashboards.cli", "open the Streamlit dashboard"),
     "demo": ("tollgate.demo", "run the whole suite end to end on embedded defaults"),

@@ -23,10 +23,10 @@ from starlette.responses import StreamingResponse
 from starlette.types import Receive, Scope, Send
 
 from reference_server.server import streaming
-from reference_server.server.capture import capture_record
 from reference_server.server.errors import APIError
 from reference_server.server.responses import Job, full_response
 from reference_server.server.state import ServerContext
+from tollgate.contracts.capture_log import capture_record
 
 log = logging.getLogger("tollgate.server")
 

@@ -28,6 +28,8 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tollgate.contracts.capture_log import CAPTURE_DROPPED_METRIC
+
 # vLLM's boundaries (vllm/v1/metrics/loggers.py).
 VLLM_TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
                      7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0]  # fmt: skip
@@ -144,7 +146,7 @@ class ServerMetrics:
         for reason in REJECT_REASONS:
             self._rejected.labels(*values, reason)
         self.capture_dropped = counter(
-            "tollgate_capture_dropped_records", "Capture log records dropped because the writer fell behind."
+            CAPTURE_DROPPED_METRIC, "Capture log records dropped because the writer fell behind."
         ).labels(*values)
 
         self.ttft = histogram(

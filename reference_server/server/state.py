@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reference_server.server.admission import Admission
-from reference_server.server.capture import CaptureWriter
 from reference_server.server.metrics import ServerMetrics
+from tollgate.contracts.capture_log import CaptureWriter
 
 log = logging.getLogger("tollgate.server")
 

@@ -9,9 +9,9 @@ import time
 import httpx
 import pytest
 
-from reference_server.server.capture import CaptureWriter, capture_record
 from tests.server.conftest import API_KEY
 from tollgate.contracts.capture import validate_capture_record
+from tollgate.contracts.capture_log import CaptureWriter, capture_record
 
 pytestmark = pytest.mark.timeout(120)
 

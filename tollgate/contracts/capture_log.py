@@ -1,6 +1,7 @@
 """Capture log writer: one JSON line per finished request (tollgate/contracts/capture.py).
 
-Requests hand records to `CaptureWriter.submit`, which only puts them on a bounded queue and
+Shared by every producer of the contract (the reference server natively, `tollgate proxy` in
+front of any other server), so each writes the same lines with the same crash-safety. Requests hand records to `CaptureWriter.submit`, which only puts them on a bounded queue and
 never waits: a background thread builds the prompt profile, encodes, writes and flushes each
 line, so neither hashing long prompts nor a slow disk stalls the engine loop or the event loop. A full queue drops the record and counts it (metric
 `tollgate_capture_dropped_records_total`) rather than block serving.
@@ -25,7 +26,10 @@ from typing import Any, BinaryIO
 from tollgate.contracts.capture import CAPTURE_SCHEMA_VERSION
 from tollgate.contracts.sketch import prompt_profile
 
-log = logging.getLogger("tollgate.server.capture")
+log = logging.getLogger("tollgate.capture")
+
+# Counter (without the _total suffix, as prometheus-client takes it) of records a full queue dropped.
+CAPTURE_DROPPED_METRIC = "tollgate_capture_dropped_records"
 
 _STOP = object()
 
@@ -49,7 +53,11 @@ def capture_record(
     times: Any,
     include_text: bool,
 ) -> dict[str, Any]:
-    """A capture line as a dict; `times` is the engine's RequestTimes (or None when it never ran)."""
+    """A capture line as a dict.
+
+    `times` has `arrival`, `first_scheduled`, `first_token`, `finished`/`last_token` (unix
+    seconds or None): the engine's RequestTimes, or what a proxy observed (None when it never ran).
+    """
     arrival = getattr(times, "arrival", None)
 
     def since_arrival(t: float | None) -> float | None:
