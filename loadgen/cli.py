@@ -26,8 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import API_KEY_ENV
+from loadgen.early_stop import describe
 from loadgen.shapes import SHAPES, ShapeError, parse_shape
 from loadgen.workloads import WorkloadError, load_dataset, parse_dist, parse_scenario
+from tollgate.contracts.run_folder import STOPPED_EARLY
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 GRACE_S = 90.0
@@ -290,7 +292,11 @@ def main(argv: list[str]) -> int:
         print(f"tollgate load: {write_error(Path(config['run_dir']), exc)}", file=sys.stderr)
         return 1
     print_summary(summary)
+    if summary.get(STOPPED_EARLY):
+        print(describe(summary[STOPPED_EARLY]), file=sys.stderr)
     print(run_dir)
+    if summary.get(STOPPED_EARLY):
+        return 2
     return {"complete": 0, "interrupted": 130}.get(summary.get("status"), 1)
 
 

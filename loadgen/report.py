@@ -25,6 +25,7 @@ from tollgate.contracts.run_folder import (
     LATENCY_METRICS,
     REQUEST_COLUMNS,
     RUN_SCHEMA_VERSION,
+    STOPPED_EARLY,
 )
 
 SECRET_KEYS = ("api_key",)
@@ -80,6 +81,7 @@ def build_summary(
     ended_at: float,
     validity: dict[str, Any],
     notes: list[str],
+    stopped_early: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     duration = max(ended_at - started_at, 1e-9)
     ok = frame[frame["ok"].astype(bool)] if len(frame) else frame
@@ -129,6 +131,8 @@ def build_summary(
         "warnings": dict(collector.warnings),
         "validity": validity,
     }
+    if stopped_early:
+        summary[STOPPED_EARLY] = stopped_early
     return _clean(summary)
 
 
@@ -168,6 +172,7 @@ def write_run(
     validity: dict[str, Any],
     notes: list[str] | None = None,
     locust_html: str | None = None,
+    stopped_early: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write every file of the run folder; summary.json goes last. Returns the summary."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -177,7 +182,9 @@ def write_run(
         frame.to_parquet(run_dir / "requests.parquet", index=False)
     except ImportError:
         frame.to_csv(run_dir / "requests.csv", index=False)
-    summary = build_summary(collector, frame, config, status, started_at, ended_at, validity, notes)
+    summary = build_summary(
+        collector, frame, config, status, started_at, ended_at, validity, notes, stopped_early
+    )
     if locust_html:
         (run_dir / "locust.html").write_text(locust_html, encoding="utf-8")
     try:

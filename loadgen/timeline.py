@@ -3,10 +3,10 @@
 Times are taken with time.perf_counter() (monotonic, sub-microsecond); `send_s` anchors them to
 unix time once, so every other unix timestamp is send_s plus a perf_counter difference.
 
-    TTFT  = first content chunk received - request sent
+    TTFT  = first token chunk received - request sent   (loadgen.sse: empty-text tokens count)
     E2E   = last chunk received - request sent           (the final usage chunk / [DONE] included)
     TPOT  = (E2E - TTFT) / (output_tokens - 1)           (vLLM's definition; undefined for 1 token)
-    ITL   = each gap between consecutive content chunks / tokens that later chunk carried
+    ITL   = each gap between consecutive token chunks / tokens that later chunk carried
     from intended (open loop): the same, measured from the scheduled send time instead
     client queue = actual send - intended send
 
@@ -39,13 +39,14 @@ class RequestRecord:
     send_s: float = NAN  # unix time of the send
     send_perf: float = NAN
     intended_perf: float = NAN  # NaN in closed loop
-    chunk_perf: list[float] = field(default_factory=list)  # content-bearing chunks only
+    chunk_perf: list[float] = field(default_factory=list)  # token chunks only (loadgen.sse)
     chunk_tokens: list[int | None] = field(default_factory=list)  # None: the chunk did not say
     end_perf: float = NAN
     prompt_tokens: int | None = None
     usage_output_tokens: int | None = None
     status: int = 0
     error: str = ""
+    detail: str = ""  # the server's whole error message (error is a short reason); not a row column
 
     @property
     def ok(self) -> bool:

@@ -19,7 +19,8 @@ from gevent import GreenletExit
 from locust import FastHttpUser, constant, task
 
 from loadgen import rxtime
-from loadgen.sse import SSEParser, StreamError, parse_chunk
+from loadgen.recording import StreamRecorder
+from loadgen.sse import SSEParser, StreamError
 from loadgen.timeline import INCOMPLETE, RequestRecord
 
 PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
@@ -96,7 +97,9 @@ class LLMUser(FastHttpUser):
                     if error is not None and record.status == 0:
                         raise error
                     if record.status != 200:
-                        raise StreamError(f"HTTP {record.status}{_error_message(resp)}")
+                        record.detail = _error_message(resp)
+                        short = f": {record.detail[:60]}" if record.detail else ""
+                        raise StreamError(f"HTTP {record.status}{short}")
                     if stream:
                         read_stream(resp, record)
                     else:
@@ -147,25 +150,34 @@ class LLMUser(FastHttpUser):
 
 
 def _error_message(resp: Any) -> str:
+    """The server's error message: OpenAI's {"error": {"message"}}, vLLM's older {"message"}, or the body."""
     try:
-        body = json.loads(resp.content or b"{}")
-        message = (
-            body.get("error", {}).get("message") if isinstance(body.get("error"), dict) else body.get("error")
-        )
-        return f": {str(message)[:60]}" if message else ""
+        content = resp.content or b""
     except Exception:
         return ""
+    try:
+        body = json.loads(content or b"{}")
+    except ValueError:
+        return content.decode("utf-8", errors="replace").strip()[:500]
+    if not isinstance(body, dict):
+        return str(body)[:500]
+    error = body.get("error")
+    message = (
+        error.get("message")
+        if isinstance(error, dict)
+        else error or body.get("message") or body.get("detail")
+    )
+    return str(message)[:500] if message else ""
 
 
 def read_stream(resp: Any, record: RequestRecord) -> None:
     """Read SSE events as they arrive, stamping each content chunk with its arrival time."""
     parser = SSEParser()
-    state = {"done": False, "finished": False, "last_tokens": 0}
+    recorder = StreamRecorder(record)
     for data, arrived in _body_pieces(resp._response):  # read to the end of the body, so the
         for _, event in parser.feed(data) if data else parser.finish():  # connection can be reused
-            if not state["done"]:
-                _on_event(event, arrived, record, state)
-    if not state["finished"]:
+            recorder.on_event(event, arrived)
+    if not recorder.finished:
         raise StreamError("stream truncated (ended before [DONE])")
     if not record.chunk_perf:
         raise StreamError("stream carried no content")
@@ -199,25 +211,6 @@ def _body_pieces(raw: Any):
         if not data:
             break
     yield b"", time.perf_counter()
-
-
-def _on_event(event: str, arrived: float, record: RequestRecord, state: dict[str, Any]) -> None:
-    chunk = parse_chunk(event)
-    record.end_perf = arrived
-    if chunk.done:
-        state["done"] = state["finished"] = True
-        return
-    if chunk.usage:
-        record.prompt_tokens = chunk.usage.get("prompt_tokens", record.prompt_tokens)
-        record.usage_output_tokens = chunk.usage.get("completion_tokens", record.usage_output_tokens)
-    if chunk.text:
-        record.chunk_perf.append(arrived)
-        tokens = None
-        if chunk.usage and isinstance(chunk.usage.get("completion_tokens"), int):
-            tokens = chunk.usage["completion_tokens"] - state["last_tokens"]
-            state["last_tokens"] = chunk.usage["completion_tokens"]
-        record.chunk_tokens.append(tokens)
-    state["finished"] = state["finished"] or chunk.finish_reason is not None
 
 
 def read_body(resp: Any, record: RequestRecord) -> None:

@@ -72,6 +72,10 @@ REQUEST_COLUMNS = (
     "error",  # reason string, "" when ok
 )
 
+# Optional summary key of a run stopped because its first requests all failed with the same 4xx:
+# {requests, status, reason, message (the server's), request ("POST URL"), hint}; `tollgate load` exits 2.
+STOPPED_EARLY = "stopped_early"
+
 # `error` of a request the end of the run cut off in flight starts with this; such rows are neither
 # completed nor failed (summary `requests.incomplete`).
 INCOMPLETE_PREFIX = "incomplete"
