@@ -28,6 +28,7 @@ from typing import Any
 from loadgen import API_KEY_ENV
 from loadgen.early_stop import describe
 from loadgen.shapes import SHAPES, ShapeError, parse_shape
+from loadgen.tokens import LocalTokenizer, resolve
 from loadgen.workloads import WorkloadError, load_dataset, parse_dist, parse_scenario
 from tollgate.contracts.run_folder import STOPPED_EARLY
 
@@ -99,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output-tokens", default=None, metavar="DIST", help="default 128 (dataset: its reply lengths)"
     )
+    p.add_argument(
+        "--tokenizer",
+        metavar="DIR|tokenizer.json",
+        help="size prompts in this tokenizer's tokens (local files only); default: the server's POST /tokenize "
+        "when it has one, else words",
+    )
     p.add_argument("--dataset", help="OpenAI chat JSONL (.jsonl) or ShareGPT JSON (.json)")
     p.add_argument(
         "--scenario", help="synthetic | shared-prefix | long-context | dataset, or NAME:W,NAME:W mix"
@@ -107,10 +114,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--prefix-count", type=_positive_int, default=4, help="shared-prefix: distinct system prompts"
     )
     p.add_argument(
-        "--prefix-tokens", type=_positive_int, default=512, help="shared-prefix: words per system prompt"
+        "--prefix-tokens",
+        type=_positive_int,
+        default=512,
+        help="shared-prefix: tokens (words without a tokenizer) per system prompt",
     )
     p.add_argument(
-        "--context-tokens", type=_positive_int, default=4000, help="long-context: words of context"
+        "--context-tokens",
+        type=_positive_int,
+        default=4000,
+        help="long-context: tokens (words without a tokenizer) of context",
     )
     stop = p.add_mutually_exclusive_group()
     stop.add_argument("--duration", type=parse_duration, help="run length, e.g. 60s")
@@ -160,6 +173,8 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> di
             parser.error("--scenario dataset needs --dataset FILE")
         if args.dataset:
             load_dataset(args.dataset)
+        if args.tokenizer:
+            LocalTokenizer(args.tokenizer)  # a bad path is a flag error, before any request
         shape = parse_shape(args.shape, args.users, args.duration, args.shape_opt) if args.shape else None
         goodput = load_goodput(args.slo) if args.slo else {}
     except (WorkloadError, ShapeError, ValueError) as exc:
@@ -334,6 +349,8 @@ def run_load(
     config = config or make_config(args, parser)
     config["server"] = server_identity(config["url"], config["api_key"])
     config["model"] = config["model"] or (config["server"]["models"] or ["default"])[0]
+    if "tokens" not in config:
+        config["tokens"] = resolve(config, getattr(args, "tokenizer", None)).to_config()
     run_dir = Path(config["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     code = run_locust(config, args)

@@ -29,6 +29,7 @@ def build_workload(config: dict[str, Any]) -> Workload:
         prefix_tokens=config["prefix_tokens"],
         context_tokens=config["context_tokens"],
         output_fixed_by_flag=config.get("output_tokens_from_flag", False),
+        words=(config.get("tokens") or {}).get("words") or [],
     )
 
 

@@ -23,6 +23,9 @@ from loadgen.timeline import INCOMPLETE
 from tollgate.contracts.run_folder import (
     INCOMPLETE_PREFIX,
     LATENCY_METRICS,
+    LENGTH_FIELDS,
+    LENGTH_KEYS,
+    LENGTHS,
     REQUEST_COLUMNS,
     RUN_SCHEMA_VERSION,
     STOPPED_EARLY,
@@ -128,12 +131,55 @@ def build_summary(
             else 0,
         },
         "errors": dict(errors),
-        "warnings": dict(collector.warnings),
+        "warnings": {**dict(collector.warnings), **token_warnings(config, len(frame))},
         "validity": validity,
+        LENGTHS: lengths(ok, config),
     }
     if stopped_early:
         summary[STOPPED_EARLY] = stopped_early
     return _clean(summary)
+
+
+def token_warnings(config: dict[str, Any], sent: int) -> dict[str, int]:
+    """Warnings of the run's TokenPlan (loadgen.tokens), counted over the requests they concern."""
+    tokens = config.get("tokens") or {}
+    return {text: sent for text in tokens.get("warnings", [])}
+
+
+def _length_block(values: pd.Series) -> dict[str, Any]:
+    arr = values.to_numpy(dtype=float)
+    if not len(arr):
+        return {key: None for key in LENGTH_KEYS} | {"count": 0}
+    stats = {
+        "mean": arr.mean(),
+        "p50": np.percentile(arr, 50),
+        "p99": np.percentile(arr, 99),
+        "count": len(arr),
+    }
+    return {key: float(stats[key]) if key != "count" else int(stats[key]) for key in LENGTH_KEYS}
+
+
+def lengths(ok: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
+    """Requested vs achieved input and output lengths (contract LENGTHS), over completed requests."""
+    out: dict[str, Any] = {"tokenizer": (config.get("tokens") or {}).get("source", "")}
+    if not len(ok) or "requested_input_tokens" not in ok:
+        return out | {name: {} for name in LENGTH_FIELDS}
+    input_known = ok[(ok["requested_input_tokens"] >= 0) & (ok["prompt_tokens"] >= 0)]
+    output_known = ok[(ok["requested_output_tokens"] >= 0) & ~ok["output_tokens_estimated"].astype(bool)]
+    fields = {
+        "input_tokens": {
+            "requested": _length_block(input_known["requested_input_tokens"]),
+            "achieved": _length_block(input_known["prompt_tokens"]),
+        },
+        "output_tokens": {
+            "requested": _length_block(output_known["requested_output_tokens"]),
+            "achieved": _length_block(output_known["output_tokens"]),
+        },
+        "template_tokens": {
+            "achieved": _length_block(input_known["prompt_tokens"] - input_known["requested_input_tokens"])
+        },
+    }
+    return out | {name: fields[name] for name in LENGTH_FIELDS}
 
 
 def achieved_rate(frame: pd.DataFrame) -> float | None:

@@ -47,6 +47,8 @@ class RequestRecord:
     status: int = 0
     error: str = ""
     detail: str = ""  # the server's whole error message (error is a short reason); not a row column
+    requested_input_tokens: int | None = None  # content tokens the workload asked for (None: dataset)
+    requested_output_tokens: int | None = None  # max_tokens sent
 
     @property
     def ok(self) -> bool:
@@ -135,6 +137,8 @@ class RequestRecord:
             "chunk_ms": [round((t - self.send_perf) * 1000.0, 3) for t in self.chunk_perf],  # arrival - send
             "chunk_tokens": [-1 if t is None else t for t in self.chunk_tokens],  # -1: the chunk did not say
             "stream": self.stream,
+            "requested_input_tokens": _or_minus(self.requested_input_tokens),  # -1: not known
+            "requested_output_tokens": _or_minus(self.requested_output_tokens),
         }
 
     @classmethod
@@ -149,7 +153,14 @@ class RequestRecord:
         rec.prompt_tokens = None if row["prompt_tokens"] < 0 else int(row["prompt_tokens"])
         rec.usage_output_tokens = None if row["output_tokens_estimated"] else int(row["output_tokens"])
         rec.status, rec.error = int(row["status"]), row["error"]
+        for name in ("requested_input_tokens", "requested_output_tokens"):
+            value = row.get(name, -1)
+            setattr(rec, name, None if value is None or value < 0 else int(value))
         return rec
+
+
+def _or_minus(value: int | None) -> int:
+    return -1 if value is None else value
 
 
 def _or_nan(value: Any) -> float:

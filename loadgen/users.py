@@ -71,6 +71,7 @@ class LLMUser(FastHttpUser):
         stream = cfg["stream"]
         record = RequestRecord(f"{cfg['run_id']}-{index}", spec.scenario, run.plan.worker_index, stream)
         record.intended_perf = intended
+        record.requested_input_tokens, record.requested_output_tokens = spec.input_tokens, spec.max_tokens
         body: dict[str, Any] = {"model": cfg["model"], "max_tokens": spec.max_tokens, "stream": stream}
         if cfg["endpoint"] == "chat":
             body["messages"] = spec.messages

@@ -1,7 +1,8 @@
 """Workloads: what each request asks for, deterministic in (seed, request index).
 
 Scenarios
-    synthetic      random words, input/output lengths from DISTs (one common English word ~ one token)
+    synthetic      random words, input/output lengths from DISTs: with a tokenizer (loadgen.tokens) every
+                   word is one token of the target's, so a prompt is exactly N tokens; without, N words
     shared-prefix  a few long system prompts shared by many requests (exercises prefix caching)
     long-context   a long document plus a question
     dataset        prompts from --dataset: OpenAI chat JSONL or ShareGPT JSON
@@ -31,7 +32,7 @@ _VOCABULARY = (
     "side been now find any new work part take get place made live where after back little only round man year "
     "came show every good me give our under name very through just form sentence great think say help low line"
 )
-_WORDS = _VOCABULARY.split()
+WORDS = tuple(_VOCABULARY.split())
 
 
 class WorkloadError(ValueError):
@@ -98,6 +99,7 @@ class RequestSpec:
     scenario: str
     messages: list[dict[str, str]]
     max_tokens: int
+    input_tokens: int | None = None  # content tokens asked for (None: a dataset prompt)
 
     def prompt_text(self) -> str:
         return "\n".join(m["content"] for m in self.messages)
@@ -114,8 +116,10 @@ class Workload:
     prefix_tokens: int = 512
     context_tokens: int = 4000
     output_fixed_by_flag: bool = False
+    words: list[str] = field(default_factory=list)  # one-token words (loadgen.tokens); empty: WORDS
 
     def __post_init__(self) -> None:
+        self._vocab = tuple(self.words) or WORDS
         names = list(self.scenarios)
         self._names = names
         weights = np.array([self.scenarios[n] for n in names], dtype=float)
@@ -123,7 +127,7 @@ class Workload:
         if "dataset" in names and not self.dataset:
             raise WorkloadError("--scenario dataset needs --dataset FILE")
         rng = np.random.default_rng([self.seed, 0x5EED])
-        self._prefixes = [_words(rng, self.prefix_tokens) for _ in range(self.prefix_count)]
+        self._prefixes = [self._words(rng, self.prefix_tokens) for _ in range(self.prefix_count)]
 
     def request(self, index: int) -> RequestSpec:
         """The request with this index; the same (seed, index) always gives the same request."""
@@ -137,24 +141,29 @@ class Workload:
             if length is not None and not self.output_fixed_by_flag:
                 max_tokens = length
             return RequestSpec(name, messages, max_tokens)
-        question = _words(rng, self.input_tokens.sample(rng))
+        n = self.input_tokens.sample(rng)
+        question = self._words(rng, n)
         if name == "shared-prefix":
             system = self._prefixes[int(rng.integers(len(self._prefixes)))]
             return RequestSpec(
                 name,
                 [{"role": "system", "content": system}, {"role": "user", "content": question}],
                 max_tokens,
+                n + self.prefix_tokens,
             )
         if name == "long-context":
-            document = _words(rng, self.context_tokens)
+            document = self._words(rng, self.context_tokens)
             return RequestSpec(
-                name, [{"role": "user", "content": f"{document}\n\nQuestion: {question}"}], max_tokens
+                name,
+                [{"role": "user", "content": f"{document}\n\nQuestion: {question}"}],
+                max_tokens,
+                n + self.context_tokens,
             )
-        return RequestSpec(name, [{"role": "user", "content": question}], max_tokens)
+        return RequestSpec(name, [{"role": "user", "content": question}], max_tokens, n)
 
-
-def _words(rng: np.random.Generator, n: int) -> str:
-    return " ".join(_WORDS[i] for i in rng.integers(len(_WORDS), size=n))
+    def _words(self, rng: np.random.Generator, n: int) -> str:
+        vocab = self._vocab
+        return " ".join(vocab[i] for i in rng.integers(len(vocab), size=n))
 
 
 def load_dataset(path: str | Path) -> list[tuple[list[dict[str, str]], int | None]]:
