@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import API_KEY_ENV
+from loadgen.conversations import load_conversations
 from loadgen.early_stop import describe
 from loadgen.shapes import SHAPES, ShapeError, parse_shape
 from loadgen.tokens import LocalTokenizer, resolve
@@ -108,7 +109,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--dataset", help="OpenAI chat JSONL (.jsonl) or ShareGPT JSON (.json)")
     p.add_argument(
-        "--scenario", help="synthetic | shared-prefix | long-context | dataset, or NAME:W,NAME:W mix"
+        "--scenario",
+        help="synthetic | shared-prefix | long-context | dataset | multi-turn, or NAME:W,NAME:W mix",
+    )
+    p.add_argument(
+        "--turns", default="3", metavar="DIST", help="multi-turn: user turns per conversation (default 3)"
     )
     p.add_argument(
         "--prefix-count", type=_positive_int, default=4, help="shared-prefix: distinct system prompts"
@@ -169,8 +174,14 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> di
         if args.output_tokens:
             parse_dist(args.output_tokens, "--output-tokens")
         scenario = args.scenario or ("dataset" if args.dataset else "synthetic")
-        if "dataset" in parse_scenario(scenario) and not args.dataset:
+        scenarios = parse_scenario(scenario)
+        if "dataset" in scenarios and not args.dataset:
             parser.error("--scenario dataset needs --dataset FILE")
+        parse_dist(args.turns, "--turns")
+        if "multi-turn" in scenarios and args.endpoint != "chat":
+            parser.error("--scenario multi-turn sends chat histories; use --endpoint chat")
+        if "multi-turn" in scenarios and args.dataset:
+            load_conversations(args.dataset)
         if args.dataset:
             load_dataset(args.dataset)
         if args.tokenizer:
@@ -209,6 +220,7 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> di
         "output_tokens_from_flag": args.output_tokens is not None,
         "dataset": str(Path(args.dataset).resolve()) if args.dataset else None,
         "scenario": scenario,
+        "turns": args.turns,
         "prefix_count": args.prefix_count,
         "prefix_tokens": args.prefix_tokens,
         "context_tokens": args.context_tokens,
@@ -443,6 +455,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"completed {req['completed']}  failed {req['failed']}  incomplete {req.get('incomplete', 0)}  {thr['requests_per_s']:.2f} req/s  "
         f"{thr['output_tokens_per_s']:.1f} tok/s  client_bound={summary['validity']['client_bound']}"
     )
+    for turn, block in summary.get("turns", {}).items():
+        console.print(
+            f"  turn {turn}: {block['requests']} requests, prompt {_fmt(block['prompt_tokens_mean'])} tokens, "
+            f"TTFT p50 {_fmt(block['ttft_ms']['p50'])} p99 {_fmt(block['ttft_ms']['p99'])} ms"
+        )
     for reason, count in summary.get("errors", {}).items():
         console.print(f"  error x{count}: {reason}")
 

@@ -27,6 +27,8 @@ class StreamRecorder:
         if chunk.usage:
             record.prompt_tokens = chunk.usage.get("prompt_tokens", record.prompt_tokens)
             record.usage_output_tokens = chunk.usage.get("completion_tokens", record.usage_output_tokens)
+        if record.keep_text:
+            record.text += chunk.text
         if chunk.tokens:  # a token arrival, even with empty text
             record.chunk_perf.append(arrived)
             tokens = chunk.tokens if chunk.tokens > 1 else None  # one object: usage may say it carried more

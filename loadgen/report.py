@@ -26,9 +26,11 @@ from tollgate.contracts.run_folder import (
     LENGTH_FIELDS,
     LENGTH_KEYS,
     LENGTHS,
+    PERCENTILE_KEYS,
     REQUEST_COLUMNS,
     RUN_SCHEMA_VERSION,
     STOPPED_EARLY,
+    TURNS,
 )
 
 SECRET_KEYS = ("api_key",)
@@ -137,6 +139,8 @@ def build_summary(
     }
     if stopped_early:
         summary[STOPPED_EARLY] = stopped_early
+    if len(ok) and "turn" in ok and (ok["turn"] > 0).any():
+        summary[TURNS] = per_turn(ok)
     return _clean(summary)
 
 
@@ -180,6 +184,29 @@ def lengths(ok: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
         },
     }
     return out | {name: fields[name] for name in LENGTH_FIELDS}
+
+
+def _latency_block(values: pd.Series) -> dict[str, Any]:
+    arr = values.dropna().to_numpy(dtype=float)
+    if not len(arr):
+        return {key: None for key in PERCENTILE_KEYS} | {"count": 0}
+    quantiles = np.percentile(arr, [50, 90, 95, 99, 99.9])
+    block = dict(zip(PERCENTILE_KEYS[:5], (float(q) for q in quantiles), strict=True))
+    return block | {"mean": float(arr.mean()), "count": len(arr)}
+
+
+def per_turn(ok: pd.DataFrame) -> dict[str, Any]:
+    """TTFT and E2E by turn index of multi-turn conversations (exact percentiles over the rows)."""
+    out = {}
+    for turn, rows in ok[ok["turn"] > 0].groupby("turn"):
+        prompt = rows["prompt_tokens"][rows["prompt_tokens"] >= 0]
+        out[str(int(turn))] = {
+            "ttft_ms": _latency_block(rows["ttft_ms"]),
+            "e2e_ms": _latency_block(rows["e2e_ms"]),
+            "prompt_tokens_mean": float(prompt.mean()) if len(prompt) else None,
+            "requests": len(rows),
+        }
+    return out
 
 
 def achieved_rate(frame: pd.DataFrame) -> float | None:
@@ -328,6 +355,17 @@ def render_html(summary: dict[str, Any], frame: pd.DataFrame) -> str:
     fact_rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items()
     )
+    turn_rows = "".join(
+        f"<tr><td>{html.escape(turn)}</td><td>{block['requests']}</td><td>{_fmt(block['prompt_tokens_mean'])}</td>"
+        + "".join(f"<td>{_fmt(block['ttft_ms'].get(k))}</td>" for k in ("p50", "p90", "p99"))
+        + "</tr>"
+        for turn, block in summary.get(TURNS, {}).items()
+    )
+    if turn_rows:
+        body = (
+            "<h2>Multi-turn: TTFT by turn (ms)</h2><table><tr><th>turn</th><th>requests</th>"
+            f"<th>prompt tokens</th><th>p50</th><th>p90</th><th>p99</th></tr>{turn_rows}</table>\n{body}"
+        )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Tollgate run {html.escape(summary["run_id"])}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style>
 </head><body><h1>Tollgate run {html.escape(summary["run_id"])}</h1><table>{fact_rows}</table>

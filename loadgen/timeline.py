@@ -49,6 +49,9 @@ class RequestRecord:
     detail: str = ""  # the server's whole error message (error is a short reason); not a row column
     requested_input_tokens: int | None = None  # content tokens the workload asked for (None: dataset)
     requested_output_tokens: int | None = None  # max_tokens sent
+    turn: int = 0  # multi-turn: 1-based turn index; 0 for single requests
+    keep_text: bool = False  # keep the reply's text (a conversation resends it)
+    text: str = ""
 
     @property
     def ok(self) -> bool:
@@ -139,6 +142,7 @@ class RequestRecord:
             "stream": self.stream,
             "requested_input_tokens": _or_minus(self.requested_input_tokens),  # -1: not known
             "requested_output_tokens": _or_minus(self.requested_output_tokens),
+            "turn": self.turn,
         }
 
     @classmethod
@@ -153,6 +157,7 @@ class RequestRecord:
         rec.prompt_tokens = None if row["prompt_tokens"] < 0 else int(row["prompt_tokens"])
         rec.usage_output_tokens = None if row["output_tokens_estimated"] else int(row["output_tokens"])
         rec.status, rec.error = int(row["status"]), row["error"]
+        rec.turn = int(row.get("turn", 0) or 0)
         for name in ("requested_input_tokens", "requested_output_tokens"):
             value = row.get(name, -1)
             setattr(rec, name, None if value is None or value < 0 else int(value))

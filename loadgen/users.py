@@ -19,9 +19,11 @@ from gevent import GreenletExit
 from locust import FastHttpUser, constant, task
 
 from loadgen import rxtime
+from loadgen.conversations import Dialog, conversation
 from loadgen.recording import StreamRecorder
 from loadgen.sse import SSEParser, StreamError
 from loadgen.timeline import INCOMPLETE, RequestRecord
+from loadgen.workloads import RequestSpec
 
 PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 
@@ -47,6 +49,7 @@ class LLMUser(FastHttpUser):
     """One virtual client; the process's ProcessPlan decides what it sends and when."""
 
     wait_time = constant(0)
+    dialog: Dialog | None = None  # multi-turn: the conversation this user holds
     network_timeout = 600.0
     connection_timeout = 10.0
 
@@ -60,18 +63,33 @@ class LLMUser(FastHttpUser):
         index, intended = slot
         if intended == intended:
             gevent.sleep(max(0.0, intended - time.perf_counter()))
-        record = self.send(run, index, intended)
+        spec = self._next_spec(run, index)
+        record = self.send(run, index, intended, spec)
+        if self.dialog is not None:
+            self.dialog.answered(spec, record.ok, record.text)
         run.record(record)
         if record.status == 0 and run.plan.schedule is None:
             gevent.sleep(0.05)  # closed loop against a dead server: do not spin
 
-    def send(self, run: Any, index: int, intended: float) -> RequestRecord:
-        cfg = run.config
+    def _next_spec(self, run: Any, index: int) -> RequestSpec:
+        """The next turn of this user's conversation, or request `index` (which may start one)."""
+        if self.dialog is not None and not self.dialog.done:
+            return self.dialog.next_spec()
+        self.dialog = None
         spec = run.plan.workload.request(index)
+        if spec.turn:
+            self.dialog = Dialog(conversation(run.plan.workload, run.plan.next_conversation()))
+            return self.dialog.next_spec()
+        return spec
+
+    def send(self, run: Any, index: int, intended: float, spec: RequestSpec | None = None) -> RequestRecord:
+        cfg = run.config
+        spec = spec or run.plan.workload.request(index)
         stream = cfg["stream"]
         record = RequestRecord(f"{cfg['run_id']}-{index}", spec.scenario, run.plan.worker_index, stream)
         record.intended_perf = intended
         record.requested_input_tokens, record.requested_output_tokens = spec.input_tokens, spec.max_tokens
+        record.turn, record.keep_text = spec.turn, spec.turn > 0
         body: dict[str, Any] = {"model": cfg["model"], "max_tokens": spec.max_tokens, "stream": stream}
         if cfg["endpoint"] == "chat":
             body["messages"] = spec.messages
@@ -229,5 +247,7 @@ def read_body(resp: Any, record: RequestRecord) -> None:
     record.prompt_tokens = usage.get("prompt_tokens")
     record.usage_output_tokens = usage.get("completion_tokens")
     record.chunk_perf = [record.end_perf]
+    if record.keep_text:
+        record.text = text
     estimate = max(1, len(text.split()))  # words, when the server sends no usage
     record.chunk_tokens = [record.usage_output_tokens if record.usage_output_tokens is not None else estimate]

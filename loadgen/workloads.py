@@ -6,6 +6,8 @@ Scenarios
     shared-prefix  a few long system prompts shared by many requests (exercises prefix caching)
     long-context   a long document plus a question
     dataset        prompts from --dataset: OpenAI chat JSONL or ShareGPT JSON
+    multi-turn     each virtual user holds a conversation of --turns turns (loadgen.conversations),
+                   resending the growing history; --dataset conversations are replayed turn by turn
     mix            "synthetic:3,shared-prefix:1" picks a scenario per request by weight
 
 DIST: `128` | `uniform:LO:HI` | `normal:MEAN:STD` | `lognormal:MEAN:SIGMA` (MEAN of the tokens,
@@ -22,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-SCENARIOS = ("synthetic", "shared-prefix", "long-context", "dataset")
+SCENARIOS = ("synthetic", "shared-prefix", "long-context", "dataset", "multi-turn")
 
 _VOCABULARY = (
     "the of and to in is it you that he was for on are with as his they be at one have this from or had by "
@@ -100,6 +102,7 @@ class RequestSpec:
     messages: list[dict[str, str]]
     max_tokens: int
     input_tokens: int | None = None  # content tokens asked for (None: a dataset prompt)
+    turn: int = 0  # multi-turn: 1-based turn of its conversation; 0 for single requests
 
     def prompt_text(self) -> str:
         return "\n".join(m["content"] for m in self.messages)
@@ -117,6 +120,8 @@ class Workload:
     context_tokens: int = 4000
     output_fixed_by_flag: bool = False
     words: list[str] = field(default_factory=list)  # one-token words (loadgen.tokens); empty: WORDS
+    turns: Dist = field(default_factory=lambda: Dist("fixed", 3))  # multi-turn: turns per conversation
+    conversations: list[Any] = field(default_factory=list)  # multi-turn replay (loadgen.conversations)
 
     def __post_init__(self) -> None:
         self._vocab = tuple(self.words) or WORDS
@@ -124,10 +129,12 @@ class Workload:
         self._names = names
         weights = np.array([self.scenarios[n] for n in names], dtype=float)
         self._cdf = np.cumsum(weights) / weights.sum()
+        if "multi-turn" in names and self.dataset and not self.conversations:
+            raise WorkloadError("--scenario multi-turn with --dataset needs the dataset's conversations")
         if "dataset" in names and not self.dataset:
             raise WorkloadError("--scenario dataset needs --dataset FILE")
         rng = np.random.default_rng([self.seed, 0x5EED])
-        self._prefixes = [self._words(rng, self.prefix_tokens) for _ in range(self.prefix_count)]
+        self._prefixes = [self.text(rng, self.prefix_tokens) for _ in range(self.prefix_count)]
 
     def request(self, index: int) -> RequestSpec:
         """The request with this index; the same (seed, index) always gives the same request."""
@@ -141,8 +148,10 @@ class Workload:
             if length is not None and not self.output_fixed_by_flag:
                 max_tokens = length
             return RequestSpec(name, messages, max_tokens)
+        if name == "multi-turn":  # the user asks for a conversation (loadgen.conversations.Dialog)
+            return RequestSpec(name, [], max_tokens, turn=1)
         n = self.input_tokens.sample(rng)
-        question = self._words(rng, n)
+        question = self.text(rng, n)
         if name == "shared-prefix":
             system = self._prefixes[int(rng.integers(len(self._prefixes)))]
             return RequestSpec(
@@ -152,7 +161,7 @@ class Workload:
                 n + self.prefix_tokens,
             )
         if name == "long-context":
-            document = self._words(rng, self.context_tokens)
+            document = self.text(rng, self.context_tokens)
             return RequestSpec(
                 name,
                 [{"role": "user", "content": f"{document}\n\nQuestion: {question}"}],
@@ -161,7 +170,8 @@ class Workload:
             )
         return RequestSpec(name, [{"role": "user", "content": question}], max_tokens, n)
 
-    def _words(self, rng: np.random.Generator, n: int) -> str:
+    def text(self, rng: np.random.Generator, n: int) -> str:
+        """n random words: n tokens when the workload has token words (loadgen.tokens)."""
         vocab = self._vocab
         return " ".join(vocab[i] for i in rng.integers(len(vocab), size=n))
 

@@ -85,6 +85,10 @@ LENGTHS = "lengths"
 LENGTH_KEYS = ("mean", "p50", "p99", "count")
 LENGTH_FIELDS = ("input_tokens", "output_tokens", "template_tokens")
 
+# Optional summary key of multi-turn runs: per turn index ("1", "2", ...) a block
+# {"ttft_ms": latency block, "e2e_ms": latency block, "prompt_tokens_mean": float, "requests": int}.
+TURNS = "turns"
+
 # `error` of a request the end of the run cut off in flight starts with this; such rows are neither
 # completed nor failed (summary `requests.incomplete`).
 INCOMPLETE_PREFIX = "incomplete"
