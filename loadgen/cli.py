@@ -26,8 +26,12 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import API_KEY_ENV
+from loadgen.conversations import load_conversations
+from loadgen.early_stop import describe
 from loadgen.shapes import SHAPES, ShapeError, parse_shape
+from loadgen.tokens import LocalTokenizer, resolve
 from loadgen.workloads import WorkloadError, load_dataset, parse_dist, parse_scenario
+from tollgate.contracts.run_folder import STOPPED_EARLY
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
 GRACE_S = 90.0
@@ -97,18 +101,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--output-tokens", default=None, metavar="DIST", help="default 128 (dataset: its reply lengths)"
     )
+    p.add_argument(
+        "--tokenizer",
+        metavar="DIR|tokenizer.json",
+        help="size prompts in this tokenizer's tokens (local files only); default: the server's POST /tokenize "
+        "when it has one, else words",
+    )
     p.add_argument("--dataset", help="OpenAI chat JSONL (.jsonl) or ShareGPT JSON (.json)")
     p.add_argument(
-        "--scenario", help="synthetic | shared-prefix | long-context | dataset, or NAME:W,NAME:W mix"
+        "--scenario",
+        help="synthetic | shared-prefix | long-context | dataset | multi-turn, or NAME:W,NAME:W mix",
+    )
+    p.add_argument(
+        "--turns", default="3", metavar="DIST", help="multi-turn: user turns per conversation (default 3)"
     )
     p.add_argument(
         "--prefix-count", type=_positive_int, default=4, help="shared-prefix: distinct system prompts"
     )
     p.add_argument(
-        "--prefix-tokens", type=_positive_int, default=512, help="shared-prefix: words per system prompt"
+        "--prefix-tokens",
+        type=_positive_int,
+        default=512,
+        help="shared-prefix: tokens (words without a tokenizer) per system prompt",
     )
     p.add_argument(
-        "--context-tokens", type=_positive_int, default=4000, help="long-context: words of context"
+        "--context-tokens",
+        type=_positive_int,
+        default=4000,
+        help="long-context: tokens (words without a tokenizer) of context",
     )
     stop = p.add_mutually_exclusive_group()
     stop.add_argument("--duration", type=parse_duration, help="run length, e.g. 60s")
@@ -154,10 +174,18 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> di
         if args.output_tokens:
             parse_dist(args.output_tokens, "--output-tokens")
         scenario = args.scenario or ("dataset" if args.dataset else "synthetic")
-        if "dataset" in parse_scenario(scenario) and not args.dataset:
+        scenarios = parse_scenario(scenario)
+        if "dataset" in scenarios and not args.dataset:
             parser.error("--scenario dataset needs --dataset FILE")
+        parse_dist(args.turns, "--turns")
+        if "multi-turn" in scenarios and args.endpoint != "chat":
+            parser.error("--scenario multi-turn sends chat histories; use --endpoint chat")
+        if "multi-turn" in scenarios and args.dataset:
+            load_conversations(args.dataset)
         if args.dataset:
             load_dataset(args.dataset)
+        if args.tokenizer:
+            LocalTokenizer(args.tokenizer)  # a bad path is a flag error, before any request
         shape = parse_shape(args.shape, args.users, args.duration, args.shape_opt) if args.shape else None
         goodput = load_goodput(args.slo) if args.slo else {}
     except (WorkloadError, ShapeError, ValueError) as exc:
@@ -192,6 +220,7 @@ def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> di
         "output_tokens_from_flag": args.output_tokens is not None,
         "dataset": str(Path(args.dataset).resolve()) if args.dataset else None,
         "scenario": scenario,
+        "turns": args.turns,
         "prefix_count": args.prefix_count,
         "prefix_tokens": args.prefix_tokens,
         "context_tokens": args.context_tokens,
@@ -290,7 +319,11 @@ def main(argv: list[str]) -> int:
         print(f"tollgate load: {write_error(Path(config['run_dir']), exc)}", file=sys.stderr)
         return 1
     print_summary(summary)
+    if summary.get(STOPPED_EARLY):
+        print(describe(summary[STOPPED_EARLY]), file=sys.stderr)
     print(run_dir)
+    if summary.get(STOPPED_EARLY):
+        return 2
     return {"complete": 0, "interrupted": 130}.get(summary.get("status"), 1)
 
 
@@ -328,6 +361,8 @@ def run_load(
     config = config or make_config(args, parser)
     config["server"] = server_identity(config["url"], config["api_key"])
     config["model"] = config["model"] or (config["server"]["models"] or ["default"])[0]
+    if "tokens" not in config:
+        config["tokens"] = resolve(config, getattr(args, "tokenizer", None)).to_config()
     run_dir = Path(config["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
     code = run_locust(config, args)
@@ -420,6 +455,11 @@ def print_summary(summary: dict[str, Any]) -> None:
         f"completed {req['completed']}  failed {req['failed']}  incomplete {req.get('incomplete', 0)}  {thr['requests_per_s']:.2f} req/s  "
         f"{thr['output_tokens_per_s']:.1f} tok/s  client_bound={summary['validity']['client_bound']}"
     )
+    for turn, block in summary.get("turns", {}).items():
+        console.print(
+            f"  turn {turn}: {block['requests']} requests, prompt {_fmt(block['prompt_tokens_mean'])} tokens, "
+            f"TTFT p50 {_fmt(block['ttft_ms']['p50'])} p99 {_fmt(block['ttft_ms']['p99'])} ms"
+        )
     for reason, count in summary.get("errors", {}).items():
         console.print(f"  error x{count}: {reason}")
 

@@ -26,7 +26,9 @@ from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from loadgen import API_KEY_ENV, report, validity
 from loadgen.collector import Collector
+from loadgen.early_stop import EarlyStop
 from loadgen.plan import ProcessPlan
+from loadgen.users import PATHS
 from loadgen.validity import ValidityMonitor
 
 log = logging.getLogger("tollgate.load")
@@ -58,6 +60,7 @@ class ProcessRun:
         self.monitor = ValidityMonitor()
         self.plan = ProcessPlan(config, self.index, self.count, on_done=self._on_done)
         self.final_sent = False
+        self.early_stop = EarlyStop()
         self.monitor.start()
 
     @property
@@ -67,6 +70,14 @@ class ProcessRun:
     def record(self, record: Any) -> None:
         self.collector.add(record)
         self.plan.request_finished()
+        verdict = self.early_stop.observe(record, self.config["url"], PATHS[self.config["endpoint"]])
+        if verdict is None:
+            return
+        runner = self.environment.runner
+        if isinstance(runner, WorkerRunner):
+            runner.send_message("tollgate_stop_early", verdict)
+        else:
+            self.environment.tollgate_coordinator.stop_early(verdict)
 
     def _on_done(self) -> None:
         runner = self.environment.runner
@@ -97,6 +108,7 @@ class Coordinator:
         self.notes: list[str] = []
         self._flushed = 0
         self.write_error = ""
+        self.stopped_early: dict[str, Any] | None = None
         gevent.spawn(self._flush_rows_forever)
         if config.get("duration_s") and not config.get("shape"):  # a shape ends the run itself
             # Open loop: the schedule itself ends at the duration and every process reports done once
@@ -145,6 +157,15 @@ class Coordinator:
         self.done_workers.add(index)
         if len(self.done_workers) >= int(self.environment.parsed_options.expect_workers or 1):
             self.finish("all requests answered")
+
+    def stop_early(self, verdict: dict[str, Any]) -> None:
+        """The first requests were all rejected the same way (loadgen.early_stop): end the run, failed."""
+        if self.stopped_early is None and self._finisher is None:
+            self.stopped_early = verdict
+            self.finish(
+                f"stopped early: the first {verdict['requests']} requests all failed with HTTP {verdict['status']}",
+                status="failed",
+            )
 
     def finish(self, reason: str, status: str = "complete") -> None:
         """End the run: stop users everywhere, collect final reports, write the folder, quit Locust.
@@ -249,6 +270,7 @@ class Coordinator:
             checks,
             self.notes,
             locust_html,
+            stopped_early=self.stopped_early,
         )
         self.written = True
         log.info("tollgate: wrote %s (%s)", self.config["run_dir"], summary["status"])

@@ -43,7 +43,11 @@ def _wire(environment: Any, **_: Any) -> None:
         def on_done(msg: Any, **__: Any) -> None:
             environment.tollgate_coordinator.worker_done(msg.data["worker"])
 
+        def on_stop_early(msg: Any, **__: Any) -> None:
+            environment.tollgate_coordinator.stop_early(msg.data)
+
         events.worker_report.add_listener(on_report)
+        runner.register_message("tollgate_stop_early", on_stop_early)
         runner.register_message("tollgate_final", on_final)
         runner.register_message("tollgate_done", on_done)
     elif isinstance(runner, WorkerRunner):

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from loadgen.arrivals import ArrivalSchedule
+from loadgen.conversations import load_conversations
 from loadgen.workloads import Workload, load_dataset, parse_dist, parse_scenario
 
 
@@ -29,6 +30,11 @@ def build_workload(config: dict[str, Any]) -> Workload:
         prefix_tokens=config["prefix_tokens"],
         context_tokens=config["context_tokens"],
         output_fixed_by_flag=config.get("output_tokens_from_flag", False),
+        words=(config.get("tokens") or {}).get("words") or [],
+        turns=parse_dist(config.get("turns") or "3", "--turns"),
+        conversations=load_conversations(config["dataset"])
+        if config.get("dataset") and "multi-turn" in config["scenario"]
+        else [],
     )
 
 
@@ -58,6 +64,7 @@ class ProcessPlan:
         )
         self.origin = math.nan  # perf_counter time of the schedule's zero
         self.issued = 0
+        self.conversations = 0
         self.finished = 0
         self.exhausted = False
         self._on_done = on_done
@@ -82,6 +89,13 @@ class ProcessPlan:
             index, offset = slot
         self.issued += 1
         return index, (self.origin + offset if self.schedule is not None else math.nan)
+
+    def next_conversation(self) -> int:
+        """Global index of this process's next conversation (multi-turn): k * processes + worker, so
+        the run's conversations are the same set for a seed however the users interleave."""
+        index = self.conversations * self.worker_count + self.worker_index
+        self.conversations += 1
+        return index
 
     def request_finished(self) -> None:
         self.finished += 1

@@ -23,8 +23,14 @@ from loadgen.timeline import INCOMPLETE
 from tollgate.contracts.run_folder import (
     INCOMPLETE_PREFIX,
     LATENCY_METRICS,
+    LENGTH_FIELDS,
+    LENGTH_KEYS,
+    LENGTHS,
+    PERCENTILE_KEYS,
     REQUEST_COLUMNS,
     RUN_SCHEMA_VERSION,
+    STOPPED_EARLY,
+    TURNS,
 )
 
 SECRET_KEYS = ("api_key",)
@@ -80,6 +86,7 @@ def build_summary(
     ended_at: float,
     validity: dict[str, Any],
     notes: list[str],
+    stopped_early: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     duration = max(ended_at - started_at, 1e-9)
     ok = frame[frame["ok"].astype(bool)] if len(frame) else frame
@@ -126,10 +133,80 @@ def build_summary(
             else 0,
         },
         "errors": dict(errors),
-        "warnings": dict(collector.warnings),
+        "warnings": {**dict(collector.warnings), **token_warnings(config, len(frame))},
         "validity": validity,
+        LENGTHS: lengths(ok, config),
     }
+    if stopped_early:
+        summary[STOPPED_EARLY] = stopped_early
+    if len(ok) and "turn" in ok and (ok["turn"] > 0).any():
+        summary[TURNS] = per_turn(ok)
     return _clean(summary)
+
+
+def token_warnings(config: dict[str, Any], sent: int) -> dict[str, int]:
+    """Warnings of the run's TokenPlan (loadgen.tokens), counted over the requests they concern."""
+    tokens = config.get("tokens") or {}
+    return {text: sent for text in tokens.get("warnings", [])}
+
+
+def _length_block(values: pd.Series) -> dict[str, Any]:
+    arr = values.to_numpy(dtype=float)
+    if not len(arr):
+        return {key: None for key in LENGTH_KEYS} | {"count": 0}
+    stats = {
+        "mean": arr.mean(),
+        "p50": np.percentile(arr, 50),
+        "p99": np.percentile(arr, 99),
+        "count": len(arr),
+    }
+    return {key: float(stats[key]) if key != "count" else int(stats[key]) for key in LENGTH_KEYS}
+
+
+def lengths(ok: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
+    """Requested vs achieved input and output lengths (contract LENGTHS), over completed requests."""
+    out: dict[str, Any] = {"tokenizer": (config.get("tokens") or {}).get("source", "")}
+    if not len(ok) or "requested_input_tokens" not in ok:
+        return out | {name: {} for name in LENGTH_FIELDS}
+    input_known = ok[(ok["requested_input_tokens"] >= 0) & (ok["prompt_tokens"] >= 0)]
+    output_known = ok[(ok["requested_output_tokens"] >= 0) & ~ok["output_tokens_estimated"].astype(bool)]
+    fields = {
+        "input_tokens": {
+            "requested": _length_block(input_known["requested_input_tokens"]),
+            "achieved": _length_block(input_known["prompt_tokens"]),
+        },
+        "output_tokens": {
+            "requested": _length_block(output_known["requested_output_tokens"]),
+            "achieved": _length_block(output_known["output_tokens"]),
+        },
+        "template_tokens": {
+            "achieved": _length_block(input_known["prompt_tokens"] - input_known["requested_input_tokens"])
+        },
+    }
+    return out | {name: fields[name] for name in LENGTH_FIELDS}
+
+
+def _latency_block(values: pd.Series) -> dict[str, Any]:
+    arr = values.dropna().to_numpy(dtype=float)
+    if not len(arr):
+        return {key: None for key in PERCENTILE_KEYS} | {"count": 0}
+    quantiles = np.percentile(arr, [50, 90, 95, 99, 99.9])
+    block = dict(zip(PERCENTILE_KEYS[:5], (float(q) for q in quantiles), strict=True))
+    return block | {"mean": float(arr.mean()), "count": len(arr)}
+
+
+def per_turn(ok: pd.DataFrame) -> dict[str, Any]:
+    """TTFT and E2E by turn index of multi-turn conversations (exact percentiles over the rows)."""
+    out = {}
+    for turn, rows in ok[ok["turn"] > 0].groupby("turn"):
+        prompt = rows["prompt_tokens"][rows["prompt_tokens"] >= 0]
+        out[str(int(turn))] = {
+            "ttft_ms": _latency_block(rows["ttft_ms"]),
+            "e2e_ms": _latency_block(rows["e2e_ms"]),
+            "prompt_tokens_mean": float(prompt.mean()) if len(prompt) else None,
+            "requests": len(rows),
+        }
+    return out
 
 
 def achieved_rate(frame: pd.DataFrame) -> float | None:
@@ -168,6 +245,7 @@ def write_run(
     validity: dict[str, Any],
     notes: list[str] | None = None,
     locust_html: str | None = None,
+    stopped_early: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Write every file of the run folder; summary.json goes last. Returns the summary."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -177,7 +255,9 @@ def write_run(
         frame.to_parquet(run_dir / "requests.parquet", index=False)
     except ImportError:
         frame.to_csv(run_dir / "requests.csv", index=False)
-    summary = build_summary(collector, frame, config, status, started_at, ended_at, validity, notes)
+    summary = build_summary(
+        collector, frame, config, status, started_at, ended_at, validity, notes, stopped_early
+    )
     if locust_html:
         (run_dir / "locust.html").write_text(locust_html, encoding="utf-8")
     try:
@@ -275,6 +355,17 @@ def render_html(summary: dict[str, Any], frame: pd.DataFrame) -> str:
     fact_rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(v))}</td></tr>" for k, v in facts.items()
     )
+    turn_rows = "".join(
+        f"<tr><td>{html.escape(turn)}</td><td>{block['requests']}</td><td>{_fmt(block['prompt_tokens_mean'])}</td>"
+        + "".join(f"<td>{_fmt(block['ttft_ms'].get(k))}</td>" for k in ("p50", "p90", "p99"))
+        + "</tr>"
+        for turn, block in summary.get(TURNS, {}).items()
+    )
+    if turn_rows:
+        body = (
+            "<h2>Multi-turn: TTFT by turn (ms)</h2><table><tr><th>turn</th><th>requests</th>"
+            f"<th>prompt tokens</th><th>p50</th><th>p90</th><th>p99</th></tr>{turn_rows}</table>\n{body}"
+        )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Tollgate run {html.escape(summary["run_id"])}</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}</style>
 </head><body><h1>Tollgate run {html.escape(summary["run_id"])}</h1><table>{fact_rows}</table>

@@ -20,9 +20,10 @@ class StreamError(Exception):
 @dataclass
 class Chunk:
     done: bool = False  # the `[DONE]` sentinel
-    text: str = ""  # content carried by this chunk (delta.content or text)
+    text: str = ""  # output carried by this event (content, reasoning or completions text)
     usage: dict[str, Any] | None = None
     finish_reason: str | None = None
+    tokens: int = 0  # token arrivals in this event: JSON objects that carried output, empty text included
 
 
 class SSEParser:
@@ -90,17 +91,54 @@ def _line_end(buffer: bytes) -> tuple[int, int] | None:
 
 
 def parse_chunk(data: str) -> Chunk:
-    """Decode one `data:` payload of a chat or completions stream."""
+    """Decode one event's data (its `data:` lines joined with newlines, as the SSE spec says).
+
+    Servers that write several JSON objects as consecutive `data:` lines of one event are read
+    object by object and merged, so no object's output or tokens are dropped."""
     data = data.strip()
     if data == "[DONE]":
         return Chunk(done=True)
     try:
-        obj = json.loads(data)
+        objects = [json.loads(data)]
     except json.JSONDecodeError:
-        lines = [part for part in data.split("\n") if part.strip()]
-        if len(lines) > 1:  # several data lines without blank lines between them: take the last
-            return parse_chunk(lines[-1])
-        raise StreamError("malformed SSE: data is not JSON") from None
+        objects = _json_sequence(data)
+    merged = Chunk()
+    for obj in objects:
+        if obj == "[DONE]":
+            merged.done = True
+            continue
+        part = _decode(obj)
+        merged.text += part.text
+        merged.tokens += part.tokens
+        merged.usage = part.usage or merged.usage
+        merged.finish_reason = part.finish_reason or merged.finish_reason
+    return merged
+
+
+def _json_sequence(data: str) -> list[Any]:
+    """Several JSON values in one event's data (one per `data:` line), or StreamError."""
+    decoder = json.JSONDecoder()
+    out: list[Any] = []
+    for line in data.split("\n"):
+        line = line.strip()
+        if not line:
+            continue
+        if line == "[DONE]":
+            out.append(line)
+            continue
+        try:
+            value, end = decoder.raw_decode(line)
+        except json.JSONDecodeError:
+            raise StreamError("malformed SSE: data is not JSON") from None
+        if line[end:].strip():
+            raise StreamError("malformed SSE: data is not JSON")
+        out.append(value)
+    if len(out) < 2:
+        raise StreamError("malformed SSE: data is not JSON")
+    return out
+
+
+def _decode(obj: Any) -> Chunk:
     if not isinstance(obj, dict):
         raise StreamError("malformed SSE: data is not a JSON object")
     if "error" in obj:
@@ -108,14 +146,37 @@ def parse_chunk(data: str) -> Chunk:
         message = error.get("message", error) if isinstance(error, dict) else error
         raise StreamError(f"server error in stream: {str(message)[:80]}")
     usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
-    text, finish = "", None
+    text, finish, tokens = "", None, 0
     for choice in obj.get("choices") or []:
         if not isinstance(choice, dict):
             raise StreamError("malformed SSE: choice is not an object")
-        delta = choice.get("delta")
-        piece = (delta.get("content") if isinstance(delta, dict) else None) or choice.get("text") or ""
-        if isinstance(delta, dict) and not piece:
-            piece = delta.get("reasoning_content") or ""
-        text += piece if isinstance(piece, str) else ""
+        piece, is_token = _choice_output(choice)
+        text += piece
+        tokens += is_token
         finish = choice.get("finish_reason") or finish
-    return Chunk(text=text, usage=usage, finish_reason=finish)
+    return Chunk(text=text, usage=usage, finish_reason=finish, tokens=tokens)
+
+
+OUTPUT_FIELDS = ("content", "reasoning", "reasoning_content")  # delta fields that carry generated text
+
+
+def _choice_output(choice: dict[str, Any]) -> tuple[str, bool]:
+    """(text, is a token arrival) of one streamed choice.
+
+    A token arrival is a choice that carries output, even when its text is empty: vLLM streams one
+    chunk per token, and a special or partial-UTF-8 token decodes to "". Output is completions'
+    `text`, or a chat delta's `content`, vLLM's `reasoning`/`reasoning_content`, or `tool_calls`.
+    Not output: chat's opening role announcement (`{"role": "assistant", "content": ""}`, which
+    some servers send before generation starts), and a closing `delta: {}` with the finish reason."""
+    delta = choice.get("delta")
+    if not isinstance(delta, dict):
+        text = choice.get("text")
+        return (text, True) if isinstance(text, str) else ("", False)
+    text = "".join(v for k in OUTPUT_FIELDS if isinstance(v := delta.get(k), str))
+    has_output = any(isinstance(delta.get(k), str) for k in OUTPUT_FIELDS)
+    tools = delta.get("tool_calls")
+    if isinstance(tools, list) and tools:
+        return text, True
+    if "role" in delta and not text:
+        return "", False
+    return text, has_output

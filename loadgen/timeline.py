@@ -3,10 +3,10 @@
 Times are taken with time.perf_counter() (monotonic, sub-microsecond); `send_s` anchors them to
 unix time once, so every other unix timestamp is send_s plus a perf_counter difference.
 
-    TTFT  = first content chunk received - request sent
+    TTFT  = first token chunk received - request sent   (loadgen.sse: empty-text tokens count)
     E2E   = last chunk received - request sent           (the final usage chunk / [DONE] included)
     TPOT  = (E2E - TTFT) / (output_tokens - 1)           (vLLM's definition; undefined for 1 token)
-    ITL   = each gap between consecutive content chunks / tokens that later chunk carried
+    ITL   = each gap between consecutive token chunks / tokens that later chunk carried
     from intended (open loop): the same, measured from the scheduled send time instead
     client queue = actual send - intended send
 
@@ -39,13 +39,19 @@ class RequestRecord:
     send_s: float = NAN  # unix time of the send
     send_perf: float = NAN
     intended_perf: float = NAN  # NaN in closed loop
-    chunk_perf: list[float] = field(default_factory=list)  # content-bearing chunks only
+    chunk_perf: list[float] = field(default_factory=list)  # token chunks only (loadgen.sse)
     chunk_tokens: list[int | None] = field(default_factory=list)  # None: the chunk did not say
     end_perf: float = NAN
     prompt_tokens: int | None = None
     usage_output_tokens: int | None = None
     status: int = 0
     error: str = ""
+    detail: str = ""  # the server's whole error message (error is a short reason); not a row column
+    requested_input_tokens: int | None = None  # content tokens the workload asked for (None: dataset)
+    requested_output_tokens: int | None = None  # max_tokens sent
+    turn: int = 0  # multi-turn: 1-based turn index; 0 for single requests
+    keep_text: bool = False  # keep the reply's text (a conversation resends it)
+    text: str = ""
 
     @property
     def ok(self) -> bool:
@@ -134,6 +140,9 @@ class RequestRecord:
             "chunk_ms": [round((t - self.send_perf) * 1000.0, 3) for t in self.chunk_perf],  # arrival - send
             "chunk_tokens": [-1 if t is None else t for t in self.chunk_tokens],  # -1: the chunk did not say
             "stream": self.stream,
+            "requested_input_tokens": _or_minus(self.requested_input_tokens),  # -1: not known
+            "requested_output_tokens": _or_minus(self.requested_output_tokens),
+            "turn": self.turn,
         }
 
     @classmethod
@@ -148,7 +157,15 @@ class RequestRecord:
         rec.prompt_tokens = None if row["prompt_tokens"] < 0 else int(row["prompt_tokens"])
         rec.usage_output_tokens = None if row["output_tokens_estimated"] else int(row["output_tokens"])
         rec.status, rec.error = int(row["status"]), row["error"]
+        rec.turn = int(row.get("turn", 0) or 0)
+        for name in ("requested_input_tokens", "requested_output_tokens"):
+            value = row.get(name, -1)
+            setattr(rec, name, None if value is None or value < 0 else int(value))
         return rec
+
+
+def _or_minus(value: int | None) -> int:
+    return -1 if value is None else value
 
 
 def _or_nan(value: Any) -> float:

@@ -19,8 +19,11 @@ from gevent import GreenletExit
 from locust import FastHttpUser, constant, task
 
 from loadgen import rxtime
-from loadgen.sse import SSEParser, StreamError, parse_chunk
+from loadgen.conversations import Dialog, conversation
+from loadgen.recording import StreamRecorder
+from loadgen.sse import SSEParser, StreamError
 from loadgen.timeline import INCOMPLETE, RequestRecord
+from loadgen.workloads import RequestSpec
 
 PATHS = {"chat": "/v1/chat/completions", "completions": "/v1/completions"}
 
@@ -46,6 +49,7 @@ class LLMUser(FastHttpUser):
     """One virtual client; the process's ProcessPlan decides what it sends and when."""
 
     wait_time = constant(0)
+    dialog: Dialog | None = None  # multi-turn: the conversation this user holds
     network_timeout = 600.0
     connection_timeout = 10.0
 
@@ -59,17 +63,33 @@ class LLMUser(FastHttpUser):
         index, intended = slot
         if intended == intended:
             gevent.sleep(max(0.0, intended - time.perf_counter()))
-        record = self.send(run, index, intended)
+        spec = self._next_spec(run, index)
+        record = self.send(run, index, intended, spec)
+        if self.dialog is not None:
+            self.dialog.answered(spec, record.ok, record.text)
         run.record(record)
         if record.status == 0 and run.plan.schedule is None:
             gevent.sleep(0.05)  # closed loop against a dead server: do not spin
 
-    def send(self, run: Any, index: int, intended: float) -> RequestRecord:
-        cfg = run.config
+    def _next_spec(self, run: Any, index: int) -> RequestSpec:
+        """The next turn of this user's conversation, or request `index` (which may start one)."""
+        if self.dialog is not None and not self.dialog.done:
+            return self.dialog.next_spec()
+        self.dialog = None
         spec = run.plan.workload.request(index)
+        if spec.turn:
+            self.dialog = Dialog(conversation(run.plan.workload, run.plan.next_conversation()))
+            return self.dialog.next_spec()
+        return spec
+
+    def send(self, run: Any, index: int, intended: float, spec: RequestSpec | None = None) -> RequestRecord:
+        cfg = run.config
+        spec = spec or run.plan.workload.request(index)
         stream = cfg["stream"]
         record = RequestRecord(f"{cfg['run_id']}-{index}", spec.scenario, run.plan.worker_index, stream)
         record.intended_perf = intended
+        record.requested_input_tokens, record.requested_output_tokens = spec.input_tokens, spec.max_tokens
+        record.turn, record.keep_text = spec.turn, spec.turn > 0
         body: dict[str, Any] = {"model": cfg["model"], "max_tokens": spec.max_tokens, "stream": stream}
         if cfg["endpoint"] == "chat":
             body["messages"] = spec.messages
@@ -96,7 +116,9 @@ class LLMUser(FastHttpUser):
                     if error is not None and record.status == 0:
                         raise error
                     if record.status != 200:
-                        raise StreamError(f"HTTP {record.status}{_error_message(resp)}")
+                        record.detail = _error_message(resp)
+                        short = f": {record.detail[:60]}" if record.detail else ""
+                        raise StreamError(f"HTTP {record.status}{short}")
                     if stream:
                         read_stream(resp, record)
                     else:
@@ -147,25 +169,34 @@ class LLMUser(FastHttpUser):
 
 
 def _error_message(resp: Any) -> str:
+    """The server's error message: OpenAI's {"error": {"message"}}, vLLM's older {"message"}, or the body."""
     try:
-        body = json.loads(resp.content or b"{}")
-        message = (
-            body.get("error", {}).get("message") if isinstance(body.get("error"), dict) else body.get("error")
-        )
-        return f": {str(message)[:60]}" if message else ""
+        content = resp.content or b""
     except Exception:
         return ""
+    try:
+        body = json.loads(content or b"{}")
+    except ValueError:
+        return content.decode("utf-8", errors="replace").strip()[:500]
+    if not isinstance(body, dict):
+        return str(body)[:500]
+    error = body.get("error")
+    message = (
+        error.get("message")
+        if isinstance(error, dict)
+        else error or body.get("message") or body.get("detail")
+    )
+    return str(message)[:500] if message else ""
 
 
 def read_stream(resp: Any, record: RequestRecord) -> None:
     """Read SSE events as they arrive, stamping each content chunk with its arrival time."""
     parser = SSEParser()
-    state = {"done": False, "finished": False, "last_tokens": 0}
+    recorder = StreamRecorder(record)
     for data, arrived in _body_pieces(resp._response):  # read to the end of the body, so the
         for _, event in parser.feed(data) if data else parser.finish():  # connection can be reused
-            if not state["done"]:
-                _on_event(event, arrived, record, state)
-    if not state["finished"]:
+            recorder.on_event(event, arrived)
+    if not recorder.finished:
         raise StreamError("stream truncated (ended before [DONE])")
     if not record.chunk_perf:
         raise StreamError("stream carried no content")
@@ -201,25 +232,6 @@ def _body_pieces(raw: Any):
     yield b"", time.perf_counter()
 
 
-def _on_event(event: str, arrived: float, record: RequestRecord, state: dict[str, Any]) -> None:
-    chunk = parse_chunk(event)
-    record.end_perf = arrived
-    if chunk.done:
-        state["done"] = state["finished"] = True
-        return
-    if chunk.usage:
-        record.prompt_tokens = chunk.usage.get("prompt_tokens", record.prompt_tokens)
-        record.usage_output_tokens = chunk.usage.get("completion_tokens", record.usage_output_tokens)
-    if chunk.text:
-        record.chunk_perf.append(arrived)
-        tokens = None
-        if chunk.usage and isinstance(chunk.usage.get("completion_tokens"), int):
-            tokens = chunk.usage["completion_tokens"] - state["last_tokens"]
-            state["last_tokens"] = chunk.usage["completion_tokens"]
-        record.chunk_tokens.append(tokens)
-    state["finished"] = state["finished"] or chunk.finish_reason is not None
-
-
 def read_body(resp: Any, record: RequestRecord) -> None:
     try:
         body = json.loads(resp.content)
@@ -235,5 +247,7 @@ def read_body(resp: Any, record: RequestRecord) -> None:
     record.prompt_tokens = usage.get("prompt_tokens")
     record.usage_output_tokens = usage.get("completion_tokens")
     record.chunk_perf = [record.end_perf]
+    if record.keep_text:
+        record.text = text
     estimate = max(1, len(text.split()))  # words, when the server sends no usage
     record.chunk_tokens = [record.usage_output_tokens if record.usage_output_tokens is not None else estimate]

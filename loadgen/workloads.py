@@ -1,10 +1,13 @@
 """Workloads: what each request asks for, deterministic in (seed, request index).
 
 Scenarios
-    synthetic      random words, input/output lengths from DISTs (one common English word ~ one token)
+    synthetic      random words, input/output lengths from DISTs: with a tokenizer (loadgen.tokens) every
+                   word is one token of the target's, so a prompt is exactly N tokens; without, N words
     shared-prefix  a few long system prompts shared by many requests (exercises prefix caching)
     long-context   a long document plus a question
     dataset        prompts from --dataset: OpenAI chat JSONL or ShareGPT JSON
+    multi-turn     each virtual user holds a conversation of --turns turns (loadgen.conversations),
+                   resending the growing history; --dataset conversations are replayed turn by turn
     mix            "synthetic:3,shared-prefix:1" picks a scenario per request by weight
 
 DIST: `128` | `uniform:LO:HI` | `normal:MEAN:STD` | `lognormal:MEAN:SIGMA` (MEAN of the tokens,
@@ -21,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-SCENARIOS = ("synthetic", "shared-prefix", "long-context", "dataset")
+SCENARIOS = ("synthetic", "shared-prefix", "long-context", "dataset", "multi-turn")
 
 _VOCABULARY = (
     "the of and to in is it you that he was for on are with as his they be at one have this from or had by "
@@ -31,7 +34,7 @@ _VOCABULARY = (
     "side been now find any new work part take get place made live where after back little only round man year "
     "came show every good me give our under name very through just form sentence great think say help low line"
 )
-_WORDS = _VOCABULARY.split()
+WORDS = tuple(_VOCABULARY.split())
 
 
 class WorkloadError(ValueError):
@@ -98,6 +101,8 @@ class RequestSpec:
     scenario: str
     messages: list[dict[str, str]]
     max_tokens: int
+    input_tokens: int | None = None  # content tokens asked for (None: a dataset prompt)
+    turn: int = 0  # multi-turn: 1-based turn of its conversation; 0 for single requests
 
     def prompt_text(self) -> str:
         return "\n".join(m["content"] for m in self.messages)
@@ -114,16 +119,22 @@ class Workload:
     prefix_tokens: int = 512
     context_tokens: int = 4000
     output_fixed_by_flag: bool = False
+    words: list[str] = field(default_factory=list)  # one-token words (loadgen.tokens); empty: WORDS
+    turns: Dist = field(default_factory=lambda: Dist("fixed", 3))  # multi-turn: turns per conversation
+    conversations: list[Any] = field(default_factory=list)  # multi-turn replay (loadgen.conversations)
 
     def __post_init__(self) -> None:
+        self._vocab = tuple(self.words) or WORDS
         names = list(self.scenarios)
         self._names = names
         weights = np.array([self.scenarios[n] for n in names], dtype=float)
         self._cdf = np.cumsum(weights) / weights.sum()
+        if "multi-turn" in names and self.dataset and not self.conversations:
+            raise WorkloadError("--scenario multi-turn with --dataset needs the dataset's conversations")
         if "dataset" in names and not self.dataset:
             raise WorkloadError("--scenario dataset needs --dataset FILE")
         rng = np.random.default_rng([self.seed, 0x5EED])
-        self._prefixes = [_words(rng, self.prefix_tokens) for _ in range(self.prefix_count)]
+        self._prefixes = [self.text(rng, self.prefix_tokens) for _ in range(self.prefix_count)]
 
     def request(self, index: int) -> RequestSpec:
         """The request with this index; the same (seed, index) always gives the same request."""
@@ -137,24 +148,32 @@ class Workload:
             if length is not None and not self.output_fixed_by_flag:
                 max_tokens = length
             return RequestSpec(name, messages, max_tokens)
-        question = _words(rng, self.input_tokens.sample(rng))
+        if name == "multi-turn":  # the user asks for a conversation (loadgen.conversations.Dialog)
+            return RequestSpec(name, [], max_tokens, turn=1)
+        n = self.input_tokens.sample(rng)
+        question = self.text(rng, n)
         if name == "shared-prefix":
             system = self._prefixes[int(rng.integers(len(self._prefixes)))]
             return RequestSpec(
                 name,
                 [{"role": "system", "content": system}, {"role": "user", "content": question}],
                 max_tokens,
+                n + self.prefix_tokens,
             )
         if name == "long-context":
-            document = _words(rng, self.context_tokens)
+            document = self.text(rng, self.context_tokens)
             return RequestSpec(
-                name, [{"role": "user", "content": f"{document}\n\nQuestion: {question}"}], max_tokens
+                name,
+                [{"role": "user", "content": f"{document}\n\nQuestion: {question}"}],
+                max_tokens,
+                n + self.context_tokens,
             )
-        return RequestSpec(name, [{"role": "user", "content": question}], max_tokens)
+        return RequestSpec(name, [{"role": "user", "content": question}], max_tokens, n)
 
-
-def _words(rng: np.random.Generator, n: int) -> str:
-    return " ".join(_WORDS[i] for i in rng.integers(len(_WORDS), size=n))
+    def text(self, rng: np.random.Generator, n: int) -> str:
+        """n random words: n tokens when the workload has token words (loadgen.tokens)."""
+        vocab = self._vocab
+        return " ".join(vocab[i] for i in rng.integers(len(vocab), size=n))
 
 
 def load_dataset(path: str | Path) -> list[tuple[list[dict[str, str]], int | None]]:

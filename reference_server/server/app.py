@@ -21,9 +21,16 @@ from reference_server.server.bodylimit import DeclaredLengthGuard
 from reference_server.server.errors import APIError, install_error_handlers
 from reference_server.server.generation import Run, RunStreamingResponse, collect
 from reference_server.server.prepare import prepare_chat, prepare_completion
-from reference_server.server.protocol import ChatCompletionRequest, CompletionRequest
+from reference_server.server.protocol import (
+    ChatCompletionRequest,
+    CompletionRequest,
+    DetokenizeRequest,
+    TokenizeChatRequest,
+    TokenizeCompletionRequest,
+)
 from reference_server.server.responses import Job
 from reference_server.server.state import Phase, ServerContext
+from reference_server.server.tokenize import detokenize, tokenize
 
 
 def _require_ready(ctx: ServerContext) -> None:
@@ -106,6 +113,16 @@ def create_fastapi_app(ctx: ServerContext) -> FastAPI:
     async def chat_completions(req: ChatCompletionRequest, request: Request) -> Response:
         _require_ready(ctx)
         return await _serve_job(ctx, _prepare(ctx, prepare_chat, req), request)
+
+    @app.post("/tokenize")
+    async def tokenize_route(req: TokenizeChatRequest | TokenizeCompletionRequest) -> dict:
+        _require_ready(ctx)
+        return _prepare(ctx, tokenize, req)
+
+    @app.post("/detokenize")
+    async def detokenize_route(req: DetokenizeRequest) -> dict:
+        _require_ready(ctx)
+        return _prepare(ctx, detokenize, req)
 
     @app.get("/v1/models")
     async def models() -> dict:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 # Hard limits on sampling values: the engine validates the rest (SamplingParams.validate).
 _MAX_STOP = 16
@@ -87,3 +87,42 @@ def message_text(message: ChatMessage) -> str:
     if isinstance(content, str):
         return content
     return "".join(str(part.get("text", "")) for part in content if part.get("type", "text") == "text")
+
+
+class TokenizeCompletionRequest(BaseModel):
+    """POST /tokenize with a prompt (vLLM's shape)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    prompt: str
+    add_special_tokens: bool = True
+    return_token_strs: bool | None = False
+
+
+class TokenizeChatRequest(BaseModel):
+    """POST /tokenize with chat messages (vLLM's shape): the templated prompt's tokens."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    messages: list[ChatMessage] = Field(min_length=1)
+    add_generation_prompt: bool = True
+    continue_final_message: bool = False
+    return_token_strs: bool | None = False
+
+
+class DetokenizeRequest(BaseModel):
+    """POST /detokenize (vLLM's shape)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    model: str | None = None
+    tokens: list[int] = Field(description="token ids, each >= 0")
+
+    @field_validator("tokens")
+    @classmethod
+    def _non_negative(cls, tokens: list[int]) -> list[int]:
+        if any(t < 0 for t in tokens):
+            raise ValueError("token ids must be >= 0")
+        return tokens

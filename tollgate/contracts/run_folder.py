@@ -72,6 +72,23 @@ REQUEST_COLUMNS = (
     "error",  # reason string, "" when ok
 )
 
+# Optional summary key of a run stopped because its first requests all failed with the same 4xx:
+# {requests, status, reason, message (the server's), request ("POST URL"), hint}; `tollgate load` exits 2.
+STOPPED_EARLY = "stopped_early"
+
+# Optional summary key: the workload's lengths as asked vs as the server counted them (its `usage`).
+# lengths = {"tokenizer": "local:PATH" | "server:URL/tokenize" | "" (prompts sized in words),
+#            "input_tokens": {"requested": B, "achieved": B}, "output_tokens": {"requested": B, "achieved": B},
+#            "template_tokens": {"achieved": B}}   (prompt tokens beyond the content: chat template, BOS)
+# where each block B holds LENGTH_KEYS over the completed requests that know both sides.
+LENGTHS = "lengths"
+LENGTH_KEYS = ("mean", "p50", "p99", "count")
+LENGTH_FIELDS = ("input_tokens", "output_tokens", "template_tokens")
+
+# Optional summary key of multi-turn runs: per turn index ("1", "2", ...) a block
+# {"ttft_ms": latency block, "e2e_ms": latency block, "prompt_tokens_mean": float, "requests": int}.
+TURNS = "turns"
+
 # `error` of a request the end of the run cut off in flight starts with this; such rows are neither
 # completed nor failed (summary `requests.incomplete`).
 INCOMPLETE_PREFIX = "incomplete"
