@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from proxy.launch import start_proxy
 from tests.peers.tools import load, requests_of, scrape, summary_brief, tollgate, total
-from tests.support.proxy import start_proxy
 from tollgate.contracts.capture import validate_capture_record
 
 pytestmark = pytest.mark.timeout(600)

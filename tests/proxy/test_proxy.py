@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from proxy.launch import start_proxy
 from proxy.metrics import E2E_METRIC, REQUESTS_METRIC, TTFT_METRIC
-from tests.support.proxy import start_proxy
 from tests.support.servers import free_port, start_reference_server
 from tollgate.contracts.capture import validate_capture_record
 

@@ -1,10 +1,15 @@
-"""Start a real `tollgate proxy` in front of an upstream on a free loopback port for tests."""
+"""Run `tollgate proxy` in a subprocess on a free loopback port (tests, benchmarks, the demo).
+
+with start_proxy("http://127.0.0.1:8000", "--capture", "capture.jsonl") as proxy:
+    httpx.post(proxy.url + "/v1/completions", json={...})
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -14,9 +19,14 @@ from pathlib import Path
 
 import httpx
 
-from tests.support.servers import REPO_ROOT, free_port
-
 START_TIMEOUT_S = 60.0
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 class ProxyHandle:
@@ -27,6 +37,7 @@ class ProxyHandle:
         return self.log_path.read_text(errors="replace")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 15.0) -> int:
+        """Signal the proxy (SIGTERM drains the capture queue), SIGKILL after `timeout`; the exit code."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
             try:
@@ -38,9 +49,9 @@ class ProxyHandle:
 
 
 @contextlib.contextmanager
-def start_proxy(upstream: str, *args: str) -> Iterator[ProxyHandle]:
-    """`tollgate proxy --upstream UPSTREAM --listen 127.0.0.1:<free> ARGS`, ready when /metrics answers."""
-    port = free_port()
+def start_proxy(upstream: str, *args: str, timeout: float = START_TIMEOUT_S) -> Iterator[ProxyHandle]:
+    """`tollgate proxy --upstream UPSTREAM --listen 127.0.0.1:<free> ARGS`, ready once /metrics answers."""
+    port = _free_port()
     log = tempfile.NamedTemporaryFile(prefix="tollgate-proxy-", suffix=".log", delete=False)  # noqa: SIM115
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
@@ -50,7 +61,7 @@ def start_proxy(upstream: str, *args: str) -> Iterator[ProxyHandle]:
     )
     handle = ProxyHandle(proc, f"http://127.0.0.1:{port}", Path(log.name))
     try:
-        deadline = time.monotonic() + START_TIMEOUT_S
+        deadline = time.monotonic() + timeout
         while True:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"tollgate proxy did not start; its log:\n{handle.log()[-4000:]}")
