@@ -82,10 +82,19 @@ def test_short_sweep_finds_a_passing_step(vllm, tmp_path):
         "--endpoint", "completions", "--input-tokens", "16", "--output-tokens", "8",
         timeout=300,
     )  # fmt: skip
-    assert swept.returncode == 0, swept.stdout[-2000:] + swept.stderr[-2000:]
     folder = Path(swept.stdout.strip().splitlines()[-1])
     result = json.loads((folder / "sweep.json").read_text())
     assert set(SWEEP_FIELDS) <= set(result) and result["mode"] == "concurrency"
-    assert [p["load"] for p in result["points"]] == [1, 2]
-    assert all(p["passed"] and p["requests_per_s"] > 0 for p in result["points"])
-    assert result["knee"]["load"] == 2
+    points = result["points"]
+    assert points and [p["load"] for p in points] == [1, 2][: len(points)]
+    assert all(p["requests_per_s"] > 0 and p["error_rate"] == 0 for p in points)
+    # The SLO is loose: a step fails only when the generator itself was the bottleneck, which a busy
+    # shared CI machine can cause (event-loop lag); the sweep must then say so and stop, exit 1.
+    for p in points:
+        assert p["passed"] or p["failed_checks"] == [
+            "client_bound (the generator, not the server, was measured)"
+        ]
+    if all(p["passed"] for p in points):
+        assert swept.returncode == 0 and len(points) == 2 and result["knee"]["load"] == 2
+    else:
+        assert "client_bound" in result["stopped_because"], swept.stdout[-2000:] + swept.stderr[-2000:]
