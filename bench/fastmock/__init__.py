@@ -15,6 +15,8 @@ from pathlib import Path
 
 import httpx
 
+from loadgen.mock_server import MockHandle
+
 SOURCE = Path(__file__).with_name("fastmock.c")
 _BINARY: Path | None = None
 
@@ -52,9 +54,4 @@ def start_fast_mock(ttft_us: int, itl_us: int) -> Iterator[str]:
         httpx.get(url + "/health", timeout=5.0).raise_for_status()
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        MockHandle("", proc).stop()

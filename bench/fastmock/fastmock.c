@@ -90,30 +90,25 @@ static void chunked(Conn *c, const char *payload, size_t n) { /* one HTTP chunk 
   out_append(c, "\r\n", 2);
 }
 
-static void sse_token(Conn *c) {
+static void sse_choice(Conn *c, const char *choice) { /* one chunk of the stream: envelope + choice */
   char buf[512];
-  int n = c->chat ? snprintf(buf, sizeof buf,
-                             "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
-                             "\"model\":\"mock-model\",\"choices\":[{\"index\":0,\"delta\":{\"content\":\" tok\"},"
-                             "\"logprobs\":null,\"finish_reason\":null}]}\n\n")
-                  : snprintf(buf, sizeof buf,
-                             "data: {\"id\":\"cmpl-mock\",\"object\":\"text_completion\",\"created\":1700000000,"
-                             "\"model\":\"mock-model\",\"choices\":[{\"index\":0,\"text\":\" tok\",\"logprobs\":null,"
-                             "\"finish_reason\":null}]}\n\n");
+  int n = snprintf(buf, sizeof buf,
+                   "data: {\"id\":\"%s\",\"object\":\"%s\",\"created\":1700000000,\"model\":\"mock-model\","
+                   "\"choices\":[{\"index\":0,%s,\"logprobs\":null}]}\n\n",
+                   c->chat ? "chatcmpl-mock" : "cmpl-mock", c->chat ? "chat.completion.chunk" : "text_completion",
+                   choice);
   chunked(c, buf, (size_t)n);
+}
+
+static void sse_token(Conn *c) {
+  sse_choice(c, c->chat ? "\"delta\":{\"content\":\" tok\"},\"finish_reason\":null"
+                        : "\"text\":\" tok\",\"finish_reason\":null");
 }
 
 static void sse_end(Conn *c) {
   char buf[512];
-  int n = c->chat ? snprintf(buf, sizeof buf,
-                             "data: {\"id\":\"chatcmpl-mock\",\"object\":\"chat.completion.chunk\",\"created\":1700000000,"
-                             "\"model\":\"mock-model\",\"choices\":[{\"index\":0,\"delta\":{},\"logprobs\":null,"
-                             "\"finish_reason\":\"length\"}]}\n\n")
-                  : snprintf(buf, sizeof buf,
-                             "data: {\"id\":\"cmpl-mock\",\"object\":\"text_completion\",\"created\":1700000000,"
-                             "\"model\":\"mock-model\",\"choices\":[{\"index\":0,\"text\":\"\",\"logprobs\":null,"
-                             "\"finish_reason\":\"length\"}]}\n\n");
-  chunked(c, buf, (size_t)n);
+  int n;
+  sse_choice(c, c->chat ? "\"delta\":{},\"finish_reason\":\"length\"" : "\"text\":\"\",\"finish_reason\":\"length\"");
   n = snprintf(buf, sizeof buf,
                "data: {\"id\":\"mock\",\"object\":\"%s\",\"created\":1700000000,\"model\":\"mock-model\",\"choices\":[],"
                "\"usage\":{\"prompt_tokens\":1,\"completion_tokens\":%d,\"total_tokens\":%d}}\n\n",
