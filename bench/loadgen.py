@@ -74,6 +74,7 @@ def fidelity(
         args = f"--url {mock.url} --users {users} --duration {seconds}s --output-tokens {tokens} --input-tokens 32"
         summary, frame = run_load(out, *args.split(), env=env)
         writes = httpx.get(mock.url + "/mock/writes", timeout=30).json()
+        arrivals = httpx.get(mock.url + "/mock/arrivals", timeout=30).json()
     done = frame[frame["ok"]]
     truth_ttft = np.array([(writes[r.request_id][0] - r.send_s) * 1000 for r in done.itertuples()])
     truth_itl = np.concatenate([np.diff(writes[rid]) * 1000 for rid in done["request_id"]])
@@ -87,7 +88,16 @@ def fidelity(
             )
             rows[f"{key[:-3]}_{q}"] = {"measured_ms": measured, "truth_ms": real, "error_ms": measured - real}
     validity = next(iter(summary["validity"]["processes"].values()), {})
+    # TTFT tail: which side is it on? send stamp -> the mock's handler start (the client's write, the
+    # mock's accept queue and loop backlog) vs handler start -> first write (what the mock records)
+    before = np.array([(arrivals[r.request_id] - r.send_s) * 1000 for r in done.itertuples()])
+    handler = np.array([(writes[r.request_id][0] - arrivals[r.request_id]) * 1000 for r in done.itertuples()])
+    split = {
+        name: {"p50_ms": float(np.percentile(v, 50)), "p99_ms": float(np.percentile(v, 99))}
+        for name, v in (("send_to_handler", before), ("handler_to_first_write", handler))
+    }
     return {
+        "ttft_split": split,
         "points": rows,
         "client_bound": summary["validity"]["client_bound"],
         "validity": validity,
@@ -300,6 +310,35 @@ def capacity_rows(cap: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+def tail_rows(fid: dict[str, Any]) -> list[list[Any]]:
+    """Issue 14's TTFT tail question: Tollgate's TTFT p99 vs the truth, and where the truth's time goes."""
+    p99 = fid["points"]["ttft_p99"]
+    split = fid["ttft_split"]
+    return [
+        [
+            "TTFT tail, 32 streams 50/10 ms mock: p99 vs truth",
+            p99["truth_ms"],
+            p99["measured_ms"],
+            p99["error_ms"],
+            abs(p99["error_ms"]) <= 1.0,
+        ],
+        [
+            "  truth split p50 / p99: send -> mock handler start (client write, accept queue, loop backlog)",
+            split["send_to_handler"]["p50_ms"],
+            split["send_to_handler"]["p99_ms"],
+            "-",
+            "mock side",
+        ],
+        [
+            "  truth split p50 / p99: handler start -> first write (the mock's own record)",
+            split["handler_to_first_write"]["p50_ms"],
+            split["handler_to_first_write"]["p99_ms"],
+            "-",
+            "-",
+        ],
+    ]
+
+
 def memory_rows(mem: dict[str, Any]) -> list[list[Any]]:
     return [
         [
@@ -330,6 +369,9 @@ def run_sections(out: Path, only: list[str], quick: bool, seconds: float) -> int
             ]
             for n, p in fid32["points"].items()
         ]
+    if "tail" in only:
+        results["ttft_tail"] = fidelity(out, seconds, users=32, ttft_ms=50, itl_ms=10, tokens=48)
+        rows += tail_rows(results["ttft_tail"])
     if "capacity" in only:
         results["capacity"] = capacity(out, 4.0 if quick else 6.0, CAPACITY_RATES[quick])
         rows += capacity_rows(results["capacity"])
@@ -359,6 +401,7 @@ def main(argv: list[str]) -> int:
         fid = fidelity(out, seconds)
         fid_user = fidelity(out, seconds, userspace=True)
         fid32 = fidelity(out, seconds, users=32, ttft_ms=20, itl_ms=5, tokens=64)
+        tail = fidelity(out, seconds, users=32, ttft_ms=50, itl_ms=10, tokens=48)
         cap = capacity(out, 4.0 if quick else 6.0, CAPACITY_RATES[quick])
         mem = memory(out, 20000 if quick else 100000)
         ol = open_loop(out, seconds)
@@ -386,7 +429,7 @@ def main(argv: list[str]) -> int:
         ]
         for name, p in fid32["points"].items()
     ]
-    rows += capacity_rows(cap) + memory_rows(mem)
+    rows += tail_rows(tail) + capacity_rows(cap) + memory_rows(mem)
     r = ol["rate"]
     rows.append(
         [
@@ -449,6 +492,7 @@ def main(argv: list[str]) -> int:
             "fidelity": fid,
             "fidelity_userspace_baseline": fid_user,
             "fidelity_32_streams_table_mock": fid32,
+            "ttft_tail": tail,
             "capacity": cap,
             "memory": mem,
             "open_loop": ol,
