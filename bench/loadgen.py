@@ -1,9 +1,15 @@
 """Load generator benchmark against the deterministic mock server (loadgen/mock_server.py).
 
-fidelity   64 concurrent streams; Tollgate's TTFT/ITL p50/p99 vs the server's own record of when it
-           wrote each chunk (the truth). Target: within 1 ms.
-capacity   SSE chunks/s one generator process sustains (chunk rate stepped up) before its own
-           validity flag (CPU / event-loop lag) trips.
+fidelity   64 concurrent streams (50 ms TTFT, 20 ms gaps), and 32 streams on issue 14's table mock
+           (20 ms TTFT, 5 ms gaps, 64 tokens); Tollgate's TTFT/ITL p50/p99 vs the server's own record
+           of when it wrote each chunk (the truth). Target: within 1 ms.
+capacity   SSE chunks/s one generator process sustains (chunk rate stepped up, 64 streams of 256
+           tokens) before its own validity flag (CPU / event-loop lag) trips, against the compiled
+           mock (bench/fastmock, one chunk per write on absolute deadlines) so the mock is not the
+           limit; the Python mock where no C compiler exists. Then the same offered load with
+           --processes 1 and 2 (scaling), and CPU microseconds per chunk.
+memory     RSS of the generator (Locust and its workers) over a long closed-loop run of 1-token
+           requests: growth per 100k requests (rows go to disk, histograms are merged).
 open loop  100 req/s Poisson: achieved send rate vs the target and vs the realised schedule
            (target: within 2%); then a 1 s server stall with a 32-user pool: latency from the
            intended send time must include the stall (coordinated omission visible), while
@@ -14,6 +20,7 @@ open loop  100 req/s Poisson: achieved send rate vs the target and vs the realis
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -29,6 +36,8 @@ import numpy as np
 import pandas as pd
 
 from bench.common import print_table, write_result
+from bench.fastmock import build as build_fast_mock
+from bench.fastmock import start_fast_mock
 from loadgen.mock_server import start_mock_server
 
 REPO = Path(__file__).resolve().parents[1]
@@ -48,15 +57,24 @@ def run_load(out: Path, *args: str, env: dict[str, str] | None = None) -> tuple[
     return summary, pd.read_parquet(run_dir / "requests.parquet")
 
 
-def fidelity(out: Path, seconds: float, userspace: bool = False) -> dict[str, Any]:
+def fidelity(
+    out: Path,
+    seconds: float,
+    userspace: bool = False,
+    users: int = 64,
+    ttft_ms: float = 50,
+    itl_ms: float = 20,
+    tokens: int = 48,
+) -> dict[str, Any]:
     """Per request, truth TTFT = server's first write - client's send stamp (one clock, one machine);
     truth ITL = gaps between the server's writes. Measured = Tollgate's own figures. The baseline
     stamps chunks in user space (when the greenlet reads them) instead of with kernel timestamps."""
     env = {"TOLLGATE_USERSPACE_TIMESTAMPS": "1"} if userspace else None
-    with start_mock_server("--ttft-ms", "50", "--itl-ms", "20") as mock:
-        args = f"--url {mock.url} --users 64 --duration {seconds}s --output-tokens 48 --input-tokens 32"
+    with start_mock_server("--ttft-ms", str(ttft_ms), "--itl-ms", str(itl_ms)) as mock:
+        args = f"--url {mock.url} --users {users} --duration {seconds}s --output-tokens {tokens} --input-tokens 32"
         summary, frame = run_load(out, *args.split(), env=env)
         writes = httpx.get(mock.url + "/mock/writes", timeout=30).json()
+        arrivals = httpx.get(mock.url + "/mock/arrivals", timeout=30).json()
     done = frame[frame["ok"]]
     truth_ttft = np.array([(writes[r.request_id][0] - r.send_s) * 1000 for r in done.itertuples()])
     truth_itl = np.concatenate([np.diff(writes[rid]) * 1000 for rid in done["request_id"]])
@@ -70,7 +88,16 @@ def fidelity(out: Path, seconds: float, userspace: bool = False) -> dict[str, An
             )
             rows[f"{key[:-3]}_{q}"] = {"measured_ms": measured, "truth_ms": real, "error_ms": measured - real}
     validity = next(iter(summary["validity"]["processes"].values()), {})
+    # TTFT tail: which side is it on? send stamp -> the mock's handler start (the client's write, the
+    # mock's accept queue and loop backlog) vs handler start -> first write (what the mock records)
+    before = np.array([(arrivals[r.request_id] - r.send_s) * 1000 for r in done.itertuples()])
+    handler = np.array([(writes[r.request_id][0] - arrivals[r.request_id]) * 1000 for r in done.itertuples()])
+    split = {
+        name: {"p50_ms": float(np.percentile(v, 50)), "p99_ms": float(np.percentile(v, 99))}
+        for name, v in (("send_to_handler", before), ("handler_to_first_write", handler))
+    }
     return {
+        "ttft_split": split,
         "points": rows,
         "client_bound": summary["validity"]["client_bound"],
         "validity": validity,
@@ -78,40 +105,188 @@ def fidelity(out: Path, seconds: float, userspace: bool = False) -> dict[str, An
     }
 
 
-def capacity(out: Path, seconds: float, rates: list[int]) -> dict[str, Any]:
-    """Step the SSE chunk rate (32 streams, shorter gaps) until the generator's validity flag trips."""
-    steps = []
-    users = 32
-    with start_mock_server("--ttft-ms", "5", "--itl-ms", "10") as mock:
-        for rate in rates:
-            itl_ms = users * 1000.0 / rate
-            httpx.post(mock.url + "/mock/config", json={"itl_ms": itl_ms})
-            tokens = max(10, int(500 / itl_ms))  # half-second streams, so most finish inside the step
-            summary, frame = run_load(
-                out,
-                *f"--url {mock.url} --users {users} --duration {seconds}s --output-tokens {tokens} --input-tokens 8".split(),
-            )
-            achieved = float(frame.loc[frame["ok"], "n_chunks"].sum()) / summary["duration_s"]
-            figures = next(iter(summary["validity"]["processes"].values()), {})
-            steps.append({
-                "target_chunks_per_s": rate,
-                "achieved_chunks_per_s": achieved,
-                "client_bound": summary["validity"]["client_bound"],
-                "cpu_pct_mean": figures.get("cpu_pct_mean"),
-                "loop_lag_ms_p95": figures.get("loop_lag_ms_p95"),
-            })  # fmt: skip
-            if summary["validity"]["client_bound"]:
-                break
-    valid = [s["achieved_chunks_per_s"] for s in steps if not s["client_bound"]]
-    # CPU cost per chunk at the busiest step, and the rate that cost allows at the 90% CPU validity limit
-    busiest = max(steps, key=lambda s: s["achieved_chunks_per_s"])
-    cpu_us = (busiest["cpu_pct_mean"] or 0) / 100.0 / busiest["achieved_chunks_per_s"] * 1e6
+def _capacity_step(out: Path, url: str, users: int, tokens: int, seconds: float, processes: int = 1) -> dict:
+    summary, frame = run_load(
+        out,
+        *f"--url {url} --users {users} --duration {seconds}s --output-tokens {tokens} --input-tokens 8 "
+        f"--processes {processes}".split(),
+    )
+    # every chunk received counts, also those of requests the run's end cut off (256-token streams
+    # outlast a short step)
+    achieved = float(frame["n_chunks"].sum()) / summary["duration_s"]
+    procs = list(summary["validity"]["processes"].values())
+    cpu = sum(p.get("cpu_pct_mean") or 0 for p in procs)
     return {
+        "achieved_chunks_per_s": achieved,
+        "client_bound": summary["validity"]["client_bound"],
+        "cpu_pct_mean": cpu,  # summed over the generator processes
+        "loop_lag_ms_p95": max((p.get("loop_lag_ms_p95") or 0 for p in procs), default=None),
+        "cpu_us_per_chunk": cpu / 100.0 / achieved * 1e6 if achieved else None,
+        "ttft_p50_ms": summary["metrics"]["ttft_ms"]["p50"],
+        "itl_p50_ms": summary["metrics"]["itl_ms"]["p50"],
+        "itl_p99_ms": summary["metrics"]["itl_ms"]["p99"],
+        "processes": processes,
+    }
+
+
+def capacity(out: Path, seconds: float, rates: list[int]) -> dict[str, Any]:
+    """Step the offered chunk rate (64 streams of 256 tokens, gaps = streams / rate) until the
+    generator's validity flag trips; then the last offered rate again with two processes."""
+    users, tokens = 64, 256
+    compiled = build_fast_mock() is not None
+    steps = []
+    for rate in rates:
+        itl_us = int(users * 1e6 / rate)
+        if compiled:
+            with start_fast_mock(5000, itl_us) as url:
+                step = _capacity_step(out, url, users, tokens, seconds)
+        else:
+            with start_mock_server("--ttft-ms", "5", "--itl-ms", str(itl_us / 1000)) as mock:
+                step = _capacity_step(out, mock.url, users, tokens, seconds)
+        step.update(target_chunks_per_s=rate, itl_ms_nominal=itl_us / 1000)
+        steps.append(step)
+        if step["client_bound"]:
+            break
+    scaling = []
+    if compiled:
+        rate = steps[-1]["target_chunks_per_s"]
+        with start_fast_mock(5000, int(users * 1e6 / rate)) as url:
+            for processes in (1, 2):
+                scaling.append(_capacity_step(out, url, users, tokens, seconds, processes))
+    valid = [s["achieved_chunks_per_s"] for s in steps if not s["client_bound"]]
+    busiest = max(steps, key=lambda s: s["achieved_chunks_per_s"])
+    cpu_us = busiest["cpu_us_per_chunk"] or 0.0
+    return {
+        "mock": "compiled (bench/fastmock)"
+        if compiled
+        else "python (loadgen/mock_server.py): may be the limit",
         "steps": steps,
+        "scaling": scaling,
         "max_valid_chunks_per_s": max(valid) if valid else None,
+        "max_chunks_per_s": busiest["achieved_chunks_per_s"],
         "cpu_us_per_chunk": cpu_us,
         "cpu_limited_chunks_per_s": 0.9e6 / cpu_us if cpu_us else None,
     }
+
+
+def peers(out: Path, requests: int) -> dict[str, Any]:
+    """Max chunks/s and TTFT/ITL error of Tollgate and each installed peer against one compiled mock
+    streaming as fast as it can (5 ms TTFT, 0.1 ms gaps: far beyond any client), 64 streams of 256 tokens."""
+    from bench.peers_loadgen import peer_bin, run_aiperf
+
+    users, tokens, ttft_us, itl_us = 64, 256, 5000, 100
+    if build_fast_mock() is None:
+        return {"skipped": "no C compiler for bench/fastmock"}
+    results: dict[str, Any] = {"truth": {"ttft_ms": ttft_us / 1000, "itl_ms": itl_us / 1000}}
+    with start_fast_mock(ttft_us, itl_us) as url:
+        summary, frame = run_load(
+            out,
+            *f"--url {url} --users {users} --requests {requests} --output-tokens {tokens} --input-tokens 8".split(),
+        )
+        results["tollgate"] = {
+            "chunks_per_s": float(frame["n_chunks"].sum()) / summary["duration_s"],
+            "ttft_p50_ms": summary["metrics"]["ttft_ms"]["p50"],
+            "ttft_p99_ms": summary["metrics"]["ttft_ms"]["p99"],
+            "itl_p50_ms": summary["metrics"]["itl_ms"]["p50"],
+            "itl_p99_ms": summary["metrics"]["itl_ms"]["p99"],
+            "client_bound": summary["validity"]["client_bound"],
+        }
+        aiperf = peer_bin("aiperf")
+        results["aiperf"] = (
+            run_aiperf(aiperf, url, users, tokens, requests)
+            if aiperf
+            else {"skipped": "not installed (.peers/aiperf)"}
+        )
+        if peer_bin("guidellm") is None:
+            results["guidellm"] = {"skipped": "not installed (.peers/guidellm)"}
+    return results
+
+
+def peer_rows(res: dict[str, Any]) -> list[list[Any]]:
+    if "truth" not in res:
+        return [["peers", "-", "-", "-", res.get("skipped", "skipped")]]
+    truth = res["truth"]
+    rows = []
+    for client in ("tollgate", "aiperf", "guidellm"):
+        r = res.get(client, {})
+        if "chunks_per_s" not in r:
+            rows.append([f"{client}: max chunks/s", "-", "-", "-", r.get("skipped") or r.get("error", "-")])
+            continue
+        rows.append(
+            [
+                f"{client}: max chunks/s, 64 streams, as fast as the mock goes",
+                "-",
+                r["chunks_per_s"],
+                "-",
+                "-",
+            ]
+        )
+        rows.append(
+            [
+                f"{client}: TTFT p50 error at that load",
+                truth["ttft_ms"],
+                r["ttft_p50_ms"],
+                r["ttft_p50_ms"] - truth["ttft_ms"],
+                "-",
+            ]
+        )
+        rows.append(
+            [
+                f"{client}: ITL p50 error at that load",
+                truth["itl_ms"],
+                r["itl_p50_ms"],
+                r["itl_p50_ms"] - truth["itl_ms"],
+                "-",
+            ]
+        )
+    return rows
+
+
+def memory(out: Path, requests: int) -> dict[str, Any]:
+    """RSS of the whole generator (tollgate load, Locust, workers) sampled through a long run of
+    1-token requests; growth between 20% and 80% of the run, per 100k requests (the start imports,
+    the end writes requests.parquet and report.html: both are one-off, reported as the peak)."""
+    import psutil
+
+    compiled = build_fast_mock() is not None
+    samples: list[tuple[float, float]] = []
+    with start_fast_mock(1000, 100) if compiled else _python_mock_url() as url:
+        cmd = [sys.executable, "-m", "tollgate", "load", "--out", str(out), "--url", url, "--users", "32"]
+        cmd += ["--requests", str(requests), "--output-tokens", "1", "--input-tokens", "4"]
+        proc = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        parent = psutil.Process(proc.pid)
+        start = time.monotonic()
+        while proc.poll() is None:
+            try:
+                tree = [parent, *parent.children(recursive=True)]
+                rss = sum(p.memory_info().rss for p in tree if p.name().startswith("python"))
+                samples.append((time.monotonic() - start, rss / 2**20))
+            except psutil.Error:
+                pass
+            time.sleep(0.5)
+        run_dir = Path((proc.stdout.read() if proc.stdout else "").strip().splitlines()[-1])
+    summary = json.loads((run_dir / "summary.json").read_text())
+    span = samples[-1][0] if samples else 0.0
+    steady = [(t, rss) for t, rss in samples if 0.2 * span <= t <= 0.8 * span]
+    done = summary["requests"]["sent"]
+    rate = done / summary["duration_s"] if summary["duration_s"] else 0.0
+    elapsed = steady[-1][0] - steady[0][0] if len(steady) > 1 else 0.0
+    growth = (steady[-1][1] - steady[0][1]) / (rate * elapsed) * 1e5 if elapsed and rate else None
+    return {
+        "requests": done,
+        "duration_s": summary["duration_s"],
+        "rss_mib_first": steady[0][1] if steady else None,
+        "rss_mib_last": steady[-1][1] if steady else None,
+        "rss_mib_peak": max(rss for _, rss in samples) if samples else None,
+        "rss_growth_mib_per_100k_requests": growth,
+        "client_bound": summary["validity"]["client_bound"],
+    }
+
+
+@contextlib.contextmanager
+def _python_mock_url():
+    with start_mock_server("--ttft-ms", "1", "--itl-ms", "0.1") as mock:
+        yield mock.url
 
 
 def open_loop(out: Path, seconds: float) -> dict[str, Any]:
@@ -169,18 +344,142 @@ def open_loop(out: Path, seconds: float) -> dict[str, Any]:
     return {"rate": rate, "stall": stalled}
 
 
+CAPACITY_RATES = {
+    True: [8000, 16000, 32000, 48000],
+    False: [8000, 16000, 24000, 32000, 40000, 48000, 64000],
+}
+
+
+def capacity_rows(cap: dict[str, Any]) -> list[list[Any]]:
+    rows = [
+        [
+            f"capacity @ {s['target_chunks_per_s']} chunks/s offered ({cap['mock'].split()[0]} mock)",
+            s["target_chunks_per_s"],
+            s["achieved_chunks_per_s"],
+            s["achieved_chunks_per_s"] / s["target_chunks_per_s"],
+            not s["client_bound"],
+        ]
+        for s in cap["steps"]
+    ]
+    rows += [
+        [
+            f"scaling: --processes {s['processes']} (CPU {s['cpu_pct_mean']:.0f}%)",
+            cap["scaling"][0]["achieved_chunks_per_s"],
+            s["achieved_chunks_per_s"],
+            s["achieved_chunks_per_s"] / cap["scaling"][0]["achieved_chunks_per_s"],
+            not s["client_bound"],
+        ]
+        for s in cap["scaling"]
+    ]
+    rows.append(
+        [
+            "capacity: CPU us per chunk -> chunks/s at 90% CPU",
+            "-",
+            cap["cpu_us_per_chunk"],
+            cap["cpu_limited_chunks_per_s"],
+            "implied",
+        ]
+    )
+    return rows
+
+
+def tail_rows(fid: dict[str, Any]) -> list[list[Any]]:
+    """Issue 14's TTFT tail question: Tollgate's TTFT p99 vs the truth, and where the truth's time goes."""
+    p99 = fid["points"]["ttft_p99"]
+    split = fid["ttft_split"]
+    return [
+        [
+            "TTFT tail, 32 streams 50/10 ms mock: p99 vs truth",
+            p99["truth_ms"],
+            p99["measured_ms"],
+            p99["error_ms"],
+            abs(p99["error_ms"]) <= 1.0,
+        ],
+        [
+            "  truth split p50 / p99: send -> mock handler start (client write, accept queue, loop backlog)",
+            split["send_to_handler"]["p50_ms"],
+            split["send_to_handler"]["p99_ms"],
+            "-",
+            "mock side",
+        ],
+        [
+            "  truth split p50 / p99: handler start -> first write (the mock's own record)",
+            split["handler_to_first_write"]["p50_ms"],
+            split["handler_to_first_write"]["p99_ms"],
+            "-",
+            "-",
+        ],
+    ]
+
+
+def memory_rows(mem: dict[str, Any]) -> list[list[Any]]:
+    return [
+        [
+            f"memory: RSS MiB over {mem['requests']} requests, growth per 100k",
+            mem["rss_mib_first"],
+            mem["rss_mib_last"],
+            mem["rss_growth_mib_per_100k_requests"],
+            (mem["rss_growth_mib_per_100k_requests"] or 0) < 50,
+        ]
+    ]
+
+
+def run_sections(out: Path, only: list[str], quick: bool, seconds: float) -> int:
+    """Run the named sections alone (fidelity32, capacity, memory), print their rows, write loadgen-<names>.json."""
+    results: dict[str, Any] = {}
+    rows: list[list[Any]] = []
+    if "fidelity32" in only:
+        fid32 = results["fidelity_32_streams_table_mock"] = fidelity(
+            out, seconds, users=32, ttft_ms=20, itl_ms=5, tokens=64
+        )
+        rows += [
+            [
+                f"32 streams, table mock {n}",
+                p["truth_ms"],
+                p["measured_ms"],
+                p["error_ms"],
+                abs(p["error_ms"]) <= 1.0,
+            ]
+            for n, p in fid32["points"].items()
+        ]
+    if "tail" in only:
+        results["ttft_tail"] = fidelity(out, seconds, users=32, ttft_ms=50, itl_ms=10, tokens=48)
+        rows += tail_rows(results["ttft_tail"])
+    if "capacity" in only:
+        results["capacity"] = capacity(out, 4.0 if quick else 6.0, CAPACITY_RATES[quick])
+        rows += capacity_rows(results["capacity"])
+    if "peers" in only:
+        results["peers"] = peers(out, 256 if quick else 1024)
+        rows += peer_rows(results["peers"])
+    if "memory" in only:
+        results["memory"] = memory(out, 20000 if quick else 100000)
+        rows += memory_rows(results["memory"])
+    print_table(
+        "loadgen benchmark, selected sections",
+        ["check", "baseline", "measured", "error or ratio", "ok"],
+        rows,
+    )
+    path = write_result(
+        "loadgen-" + "-".join(only), {**results, "quick": quick, "load_average_1m": os.getloadavg()[0]}
+    )
+    print(f"wrote {path}")
+    return 0
+
+
 def main(argv: list[str]) -> int:
     quick = "--quick" in argv
     seconds = 6.0 if quick else 12.0
     with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as tmp:
         out = Path(tmp)
+        only = next((a.split("=", 1)[1].split(",") for a in argv if a.startswith("--only=")), None)
+        if only:  # run some sections alone, e.g. --only=capacity,memory
+            return run_sections(out, only, quick, seconds)
         fid = fidelity(out, seconds)
         fid_user = fidelity(out, seconds, userspace=True)
-        cap = capacity(
-            out,
-            4.0 if quick else 6.0,
-            [2000, 4000, 8000, 16000] if quick else [2000, 4000, 6000, 8000, 12000, 16000, 24000],
-        )
+        fid32 = fidelity(out, seconds, users=32, ttft_ms=20, itl_ms=5, tokens=64)
+        tail = fidelity(out, seconds, users=32, ttft_ms=50, itl_ms=10, tokens=48)
+        cap = capacity(out, 4.0 if quick else 6.0, CAPACITY_RATES[quick])
+        mem = memory(out, 20000 if quick else 100000)
         ol = open_loop(out, seconds)
     rows = [
         [f"fidelity {name}", p["truth_ms"], p["measured_ms"], p["error_ms"], abs(p["error_ms"]) <= 1.0]
@@ -198,23 +497,15 @@ def main(argv: list[str]) -> int:
     ]
     rows += [
         [
-            f"capacity @ {s['target_chunks_per_s']} chunks/s",
-            s["target_chunks_per_s"],
-            s["achieved_chunks_per_s"],
-            s["achieved_chunks_per_s"] / s["target_chunks_per_s"],
-            not s["client_bound"],
+            f"32 streams, table mock {name}",
+            p["truth_ms"],
+            p["measured_ms"],
+            p["error_ms"],
+            abs(p["error_ms"]) <= 1.0,
         ]
-        for s in cap["steps"]
+        for name, p in fid32["points"].items()
     ]
-    rows.append(
-        [
-            "capacity: CPU us per chunk -> chunks/s at 90% CPU",
-            "-",
-            cap["cpu_us_per_chunk"],
-            cap["cpu_limited_chunks_per_s"],
-            "implied",
-        ]
-    )
+    rows += tail_rows(tail) + capacity_rows(cap) + memory_rows(mem)
     r = ol["rate"]
     rows.append(
         [
@@ -276,7 +567,10 @@ def main(argv: list[str]) -> int:
         {
             "fidelity": fid,
             "fidelity_userspace_baseline": fid_user,
+            "fidelity_32_streams_table_mock": fid32,
+            "ttft_tail": tail,
             "capacity": cap,
+            "memory": mem,
             "open_loop": ol,
             "quick": quick,
             "load_average_1m": load[0],

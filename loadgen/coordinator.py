@@ -117,21 +117,29 @@ class Coordinator:
             gevent.spawn_later(config["duration_s"] + grace, self.finish, "duration reached")
 
     def _flush_rows_forever(self) -> None:
-        """Append new rows to requests.partial.jsonl every FLUSH_S, so a killed generator loses at
-        most FLUSH_S of results (`tollgate load` rebuilds the run from it)."""
-        path = Path(self.config["run_dir"]) / report.PARTIAL_ROWS
+        """Move new rows to requests.partial.jsonl every FLUSH_S: a killed generator loses at most
+        FLUSH_S of results (`tollgate load` rebuilds the run from the file), and memory stays flat in
+        long runs (the rows live on disk; the latency histograms are merged as they come)."""
         while not self.written:
             gevent.sleep(FLUSH_S)
-            rows = self.collector.rows[self._flushed :]
-            if rows and not self.written:
-                try:
-                    with open(path, "a", encoding="utf-8") as handle:
-                        handle.writelines(json.dumps(row, default=report.json_default) + "\n" for row in rows)
-                except OSError as exc:  # disk full, permissions: results can no longer be kept, so stop
-                    self._write_failed(exc)
-                    self.finish("the run folder cannot be written", status="failed")
-                    return
-                self._flushed += len(rows)
+            if self.written:
+                return
+            try:
+                self._flush_rows()
+            except OSError as exc:  # disk full, permissions: results can no longer be kept, so stop
+                self._write_failed(exc)
+                self.finish("the run folder cannot be written", status="failed")
+                return
+
+    def _flush_rows(self) -> None:
+        rows = self.collector.rows
+        if not rows:
+            return
+        path = Path(self.config["run_dir"]) / report.PARTIAL_ROWS
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(row, default=report.json_default) + "\n" for row in rows)
+        self._flushed += len(rows)
+        rows.clear()
 
     def _write_failed(self, exc: OSError) -> None:
         """Say once, in one line, that the run folder cannot be written, and make Locust exit non-zero."""
@@ -244,6 +252,9 @@ class Coordinator:
         self._writing = True
         ended = getattr(self, "ended_at", time.time())
         checks = validity.combine(self.validity)
+        if self._flushed:  # the rows moved to disk during the run come back for the final files
+            self._flush_rows()
+            self.collector.rows = report.read_partial_rows(Path(self.config["run_dir"]))
         if status == "complete" and self.collector.rows and all(not r["ok"] for r in self.collector.rows):
             status = "failed"
             self.notes.append("no request completed")

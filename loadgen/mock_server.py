@@ -53,6 +53,7 @@ class MockState:
         self.ttft_s: list[float] = []
         self.itl_s: list[float] = []
         self.writes: dict[str, list[float]] = {}  # X-Request-Id -> unix times of its content chunks
+        self.arrivals: dict[str, float] = {}  # X-Request-Id -> unix time its handler started
 
     def truth(self) -> dict[str, float | int]:
         out: dict[str, float | int] = {
@@ -93,11 +94,18 @@ def create_app(config: MockConfig) -> FastAPI:
     async def writes() -> dict:
         return state.writes
 
+    @app.get("/mock/arrivals")
+    async def arrivals() -> dict:
+        """When each request's handler started: what the mock cannot see is before it (its accept
+        queue and event-loop backlog, and the client's own write)."""
+        return state.arrivals
+
     @app.post("/mock/reset")
     async def reset() -> dict:
         state.ttft_s.clear()
         state.itl_s.clear()
         state.writes.clear()
+        state.arrivals.clear()
         state.requests = 0
         return {"ok": True}
 
@@ -116,6 +124,7 @@ def create_app(config: MockConfig) -> FastAPI:
 
     async def complete(request: Request, chat: bool):
         arrived = asyncio.get_running_loop().time()
+        state.arrivals[request.headers.get("x-request-id", f"anon-{state.requests}")] = time.time()
         body = await request.json()
         state.requests += 1
         cfg = state.config

@@ -269,18 +269,30 @@ def write_run(
     return summary
 
 
+def read_partial_rows(run_dir: Path) -> list[dict[str, Any]]:
+    """The rows flushed to requests.partial.jsonl; a line torn by a kill is skipped."""
+    rows = []
+    path = run_dir / PARTIAL_ROWS
+    if path.is_file():
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                try:
+                    rows.append(json.loads(line))
+                except ValueError:
+                    continue
+    return rows
+
+
 def recover_rows(run_dir: Path) -> Collector:
     """Rebuild the results a killed generator had flushed to requests.partial.jsonl."""
     from loadgen.timeline import RequestRecord
 
     collector = Collector()
-    path = run_dir / PARTIAL_ROWS
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                collector.add(RequestRecord.from_row(json.loads(line)))
-            except (ValueError, KeyError, TypeError):
-                continue  # a line torn by the kill
+    for row in read_partial_rows(run_dir):
+        try:
+            collector.add(RequestRecord.from_row(row))
+        except (ValueError, KeyError, TypeError):
+            continue  # a row torn by the kill
     return collector
 
 

@@ -97,8 +97,16 @@ class TokenPlan:
 
 
 def token_words(counter: TokenCounter, candidates: tuple[str, ...] = WORDS) -> list[str]:
-    """The candidates that are one token alone and one token after a space."""
-    return [w for w in candidates if counter.count(w) == 1 and counter.count(" " + w) == 1]
+    """The candidates that are one token alone and one token after a space.
+
+    Counted 16 at a time: against a remote server's /tokenize the ~200 requests would otherwise cost
+    200 round trips before the run starts."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [form for w in candidates for form in (w, " " + w)]
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        counts = list(pool.map(counter.count, texts))
+    return [w for i, w in enumerate(candidates) if counts[2 * i] == 1 and counts[2 * i + 1] == 1]
 
 
 def plan_tokens(counter: TokenCounter | None, why_none: str = "") -> TokenPlan:

@@ -50,8 +50,10 @@ def test_a_success_or_another_error_among_the_first_requests_keeps_the_run(other
 
 
 @pytest.mark.timeout(150)
-def test_wrong_model_on_the_reference_server_stops_early_exit_2(reference_server, tmp_path):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_wrong_model_on_the_reference_server_stops_early_exit_2(reference_server, tmp_path, processes):
     argv = f"--url {reference_server.url} --users 2 --duration 60s --model no-such-model --out {tmp_path}"
+    argv += f" --processes {processes}"  # 2: a worker tells the master (tollgate_stop_early)
     proc = subprocess.run(
         [
             sys.executable,

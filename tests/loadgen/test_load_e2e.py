@@ -259,6 +259,29 @@ def test_headless_run_against_the_reference_server(reference_server, tmp_path):
             ["--url", "http://x:1", "--users", "1", "--requests", "1", "--dataset", "{bad}"],
             "bad.jsonl:1: not valid JSON",
         ),
+        (
+            ["--url", "http://x:1", "--users", "1", "--requests", "1", "--tokenizer", "/nonexistent/tok"],
+            "--tokenizer /nonexistent/tok: no tokenizer.json there",
+        ),
+        (
+            [
+                "--url",
+                "http://x:1",
+                "--users",
+                "1",
+                "--requests",
+                "1",
+                "--scenario",
+                "multi-turn",
+                "--endpoint",
+                "completions",
+            ],
+            "multi-turn sends chat histories; use --endpoint chat",
+        ),
+        (
+            ["--url", "http://x:1", "--users", "1", "--requests", "1", "--turns", "x"],
+            "--turns: 'x' is not a DIST",
+        ),
     ],
 )
 def test_bad_flags_and_datasets_exit_2_with_a_clear_message(argv, message, tmp_path, capsys):

@@ -28,6 +28,17 @@ def test_events_split_at_every_byte():
     assert parse_chunk(events[2][1]).done
 
 
+def test_many_events_in_one_read_are_all_returned():
+    stream = (
+        "".join(chunk(c) for c in "abcdef").encode()
+        + b'data: {"choices": [{"text": "g"}]}\n\ndata: [DONE]\n\n'
+    )
+    parser, events = feed_all([stream[:50], stream[50:]])
+    assert [parse_chunk(d).text for _, d in events[:-1]] == list("abcdefg") and parse_chunk(
+        events[-1][1]
+    ).done
+
+
 def test_crlf_comments_and_event_names():
     stream = b": keep-alive\r\n\r\nevent: message\r\ndata: [DONE]\r\n\r\n"
     _, events = feed_all([stream])

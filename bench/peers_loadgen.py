@@ -1,0 +1,91 @@
+"""Drive AIPerf (and GuideLLM when installed) against the compiled mock, side by side with Tollgate.
+
+The peers are never installed into the project's venv: put them in their own venvs, e.g.
+    python -m venv .peers/aiperf && .peers/aiperf/bin/pip install aiperf==0.13.0
+    python -m venv .peers/guidellm && .peers/guidellm/bin/pip install guidellm==0.8.1
+(or point AIPERF_BIN / GUIDELLM_BIN at their executables). AIPerf needs a tokenizer from a Hugging Face
+cache: a small byte-level BPE is trained here with `tokenizers` and laid out as repo `local/tok`
+(HF_HUB_OFFLINE=1, nothing is downloaded).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+SNAPSHOT = "0" * 40
+
+
+def peer_bin(name: str) -> Path | None:
+    """The peer's executable: $<NAME>_BIN, else .peers/<name>/bin/<name>; None when not installed."""
+    explicit = os.environ.get(f"{name.upper()}_BIN")
+    path = Path(explicit) if explicit else REPO / ".peers" / name / "bin" / name
+    return path if path.is_file() else None
+
+
+def hf_cache_tokenizer(home: Path) -> Path:
+    """A trained byte-level BPE as Hugging Face cache repo `local/tok` under `home` (HF_HOME)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from loadgen.workloads import WORDS
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    rng = np.random.default_rng(1)
+    corpus = [" ".join(rng.choice(WORDS, size=30)) for _ in range(2000)]
+    trainer = trainers.BpeTrainer(
+        vocab_size=1000,
+        show_progress=False,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tok.train_from_iterator(corpus, trainer)
+    repo = home / "hub" / "models--local--tok"
+    snap = repo / "snapshots" / SNAPSHOT
+    snap.mkdir(parents=True, exist_ok=True)
+    tok.save(str(snap / "tokenizer.json"))
+    config = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "eos_token": "<|endoftext|>",
+        "model_max_length": 4096,
+    }
+    (snap / "tokenizer_config.json").write_text(json.dumps(config))
+    (snap / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    (repo / "refs").mkdir(exist_ok=True)
+    (repo / "refs" / "main").write_text(SNAPSHOT)
+    return snap
+
+
+def run_aiperf(binary: Path, url: str, users: int, tokens: int, requests: int) -> dict[str, Any]:
+    """One AIPerf profile run; its chunks/s (completion tokens over its benchmark duration), TTFT, ITL."""
+    with tempfile.TemporaryDirectory(prefix="tollgate-aiperf-") as tmp:
+        home, artifacts = Path(tmp) / "hf", Path(tmp) / "artifacts"
+        hf_cache_tokenizer(home)
+        cmd = [str(binary), "profile", "--model", "mock-model", "--url", url, "--endpoint-type", "chat"]
+        cmd += ["--streaming", "--concurrency", str(users), "--request-count", str(requests)]
+        cmd += ["--synthetic-input-tokens-mean", "8", "--output-tokens-mean", str(tokens)]
+        cmd += ["--tokenizer", "local/tok", "--artifact-dir", str(artifacts), "--ui-type", "none"]
+        env = {**os.environ, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        path = artifacts / "profile_export_aiperf.json"
+        if proc.returncode != 0 or not path.is_file():
+            return {"error": f"aiperf exited {proc.returncode}: {proc.stderr[-300:] or proc.stdout[-300:]}"}
+        data = json.loads(path.read_text())
+    duration = data["benchmark_duration"]["avg"]
+    chunks = data["inter_chunk_latency"]["count"] + data["request_count"]["avg"]  # gaps + first chunks
+    return {
+        "chunks_per_s": chunks / duration,
+        "ttft_p50_ms": data["time_to_first_token"]["p50"],
+        "ttft_p99_ms": data["time_to_first_token"]["p99"],
+        "itl_p50_ms": data["inter_chunk_latency"]["p50"],
+        "itl_p99_ms": data["inter_chunk_latency"]["p99"],
+        "requests": int(data["request_count"]["avg"]),
+    }
