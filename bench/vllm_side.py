@@ -17,6 +17,7 @@ import json
 import os
 import random
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -201,11 +202,19 @@ def measure(kind: str, model: Path, vllm_python: Path, log: Path, say: Any) -> d
         stop(proc)
 
 
-def side_by_side(vllm_python: Path, say: Any) -> dict[str, Any]:
-    """Both servers on both checkpoints; {checkpoint: {"reference": ..., "vllm": ...}}."""
+def side_by_side(vllm_python: Path, say: Any, quick: bool = False) -> dict[str, Any]:
+    """Both servers on both checkpoints (quick: the 6-layer one, fewer requests, 32 output tokens);
+    {checkpoint: {"reference": ..., "vllm": ...}}."""
+    global OUTPUT_TOKENS, REQUESTS
+    if quick:
+        OUTPUT_TOKENS, REQUESTS = 32, {1: 2, 16: 16, 32: 32}
+    # SIGTERM (e.g. a CI timeout) unwinds through the finally blocks, so no server is left running
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-vllm-") as tmp:
         for name, path in checkpoints(Path(tmp)).items():
+            if quick and name != "llama-6l-random":
+                continue
             out[name] = {}
             for kind in ("reference", "vllm"):
                 log = Path(tmp) / f"{kind}-{name}.log"
