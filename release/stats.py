@@ -95,11 +95,14 @@ def compare_counts(
 
 
 def correct(results: dict[str, dict[str, Any]], alpha: float = 0.05, method: str = "holm") -> None:
-    """Fill p_adjusted (Holm-Bonferroni, or "fdr_bh"), significant and better into each result."""
+    """Fill p_adjusted (Holm-Bonferroni "holm", Benjamini-Hochberg "fdr_bh" or "none"), significant
+    and better into each result."""
     names = [n for n, r in results.items() if r.get("p_value") is not None]
-    adjusted = (
-        multipletests([results[n]["p_value"] for n in names], alpha=alpha, method=method)[1] if names else []
-    )
+    raw = [results[n]["p_value"] for n in names]
+    if method == "none" or not names:  # "none": each metric judged alone, as Kayenta's judge does
+        adjusted = raw
+    else:
+        adjusted = list(multipletests(raw, alpha=alpha, method=method)[1])
     for name, p_adj in zip(names, adjusted, strict=True):
         r = results[name]
         r["p_adjusted"] = float(p_adj)
