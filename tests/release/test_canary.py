@@ -3,7 +3,9 @@ by the load generator while the monitor scrapes both into a store; the judge rea
 
 from __future__ import annotations
 
+import contextlib
 import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,53 +23,60 @@ REPO = Path(__file__).resolve().parents[2]
 TOLLGATE = [sys.executable, "-m", "tollgate"]
 
 
+PROMETHEUS = shutil.which("prometheus")
+
+
+@contextlib.contextmanager
+def background(cmd: list[str], cwd: Path = REPO):
+    """A process that runs for the block and is stopped with SIGINT (then killed) after it."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def prometheus(tmp: Path, urls: list[str], port: int) -> list[str]:
+    """A real Prometheus scraping both servers every second (when the Debian package is installed)."""
+    hosts = ", ".join(f'"{u.split("//")[1]}"' for u in urls)
+    config = f"global: {{scrape_interval: 1s}}\nscrape_configs:\n- job_name: llm\n  static_configs: [{{targets: [{hosts}]}}]\n"
+    (tmp / "prometheus.yml").write_text(config)
+    return [PROMETHEUS, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}"] + [
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("canary")
     store = tmp / "monitor.db"
     one_thread = {"OMP_NUM_THREADS": "1"}  # two servers on a shared small box: no spinning torch thread pools
-    with (
-        start_reference_server(env=one_thread) as base,
-        start_reference_server("--inject-latency-ms", "300", env=one_thread) as slow,
-    ):
-        monitor = subprocess.Popen(
-            [*TOLLGATE, "monitor", "--target", base.url, "--target", slow.url, "--interval", "1s"]
-            + ["--window", "4s", "--store", str(store)],
-            cwd=REPO,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        try:
+    with contextlib.ExitStack() as stack:
+        base = stack.enter_context(start_reference_server(env=one_thread))
+        slow = stack.enter_context(start_reference_server("--inject-latency-ms", "300", env=one_thread))
+        prom_url = None
+        if PROMETHEUS:
+            port = free_port()
+            stack.enter_context(background(prometheus(tmp, [base.url, slow.url], port), cwd=tmp))
+            prom_url = f"http://127.0.0.1:{port}"
+        monitor = [*TOLLGATE, "monitor", "--target", base.url, "--target", slow.url, "--interval", "1s"]
+        with background([*monitor, "--window", "4s", "--store", str(store)]):
+            load = ["load", "--users", "2", "--duration", "15s", "--out", str(tmp / "runs"), "--seed", "3"]
+            load += ["--output-tokens", "4", "--input-tokens", "8"]
+            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
             loads = [
-                subprocess.Popen(
-                    [*TOLLGATE, "load", "--url", url, "--users", "2", "--duration", "15s"]
-                    + [
-                        "--out",
-                        str(tmp / "runs"),
-                        "--output-tokens",
-                        "4",
-                        "--input-tokens",
-                        "8",
-                        "--seed",
-                        "3",
-                    ],
-                    cwd=REPO,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.DEVNULL,
-                )
-                for url in (base.url, slow.url)
+                subprocess.Popen([*TOLLGATE, *load, "--url", u], cwd=REPO, **quiet)
+                for u in (base.url, slow.url)
             ]
             for proc in loads:
                 assert proc.wait(timeout=120) == 0
-        finally:
-            monitor.send_signal(signal.SIGINT)
-            try:
-                monitor.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                monitor.kill()
-                monitor.wait()
-        yield base.url, slow.url, store
+        yield base.url, slow.url, store, prom_url
 
 
 def _explain(result: dict, store: Path) -> str:
@@ -87,7 +96,7 @@ def canary(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_slowed_canary_fails_and_an_identical_one_passes(live, tmp_path):
-    base, slow, store = live
+    base, slow, store, _ = live
     proc = canary("--baseline", base, "--canary", slow, "--store", str(store), "--window", "5m", "--json")
     result = json.loads(proc.stdout)
     assert proc.returncode == CANARY_EXIT["fail"] == 1, _explain(result, store)
@@ -116,7 +125,7 @@ def test_slowed_canary_fails_and_an_identical_one_passes(live, tmp_path):
 
 
 def test_webhook_contracts_for_flagger_and_argo_rollouts(live):
-    base, slow, store = live
+    base, slow, store, _ = live
     port = free_port()
     server = subprocess.Popen(
         [*TOLLGATE, "canary", "--baseline", base, "--canary", slow, "--store", str(store), "--window", "5m"]
@@ -206,3 +215,20 @@ def test_bad_inputs_exit_2_with_a_clear_message(tmp_path):
     )
     bad = canary("--baseline", "a", "--canary", "b", "--confidence", "95")
     assert bad.returncode == 2 and "--confidence" in bad.stderr
+
+
+@pytest.mark.prometheus
+@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (Debian package 'prometheus')")
+def test_the_same_judgement_from_a_real_prometheus(live):
+    """The PromQL behind each figure, evaluated by Prometheus itself over the same run."""
+    base, slow, _, prom = live
+    args = ["--prometheus", prom, "--window", "2m", "--step", "1s", "--rate-window", "4s", "--json"]
+    proc = canary("--baseline", base, "--canary", f'job="llm",instance="{slow.split("//")[1]}"', *args)
+    assert proc.returncode in (0, 1, 3), proc.stderr
+    result = json.loads(proc.stdout)
+    for name in ("ttft_p50_s", "e2e_p50_s", "itl_p50_s", "request_rate", "generation_tokens_per_s"):
+        assert result["metrics"][name]["classification"] != "NoData", name
+    e2e = result["metrics"]["e2e_p50_s"]
+    assert e2e["median_b"] > e2e["median_a"] and result["verdict"] == "fail", result["failing_metrics"]
+    unknown = canary("--baseline", base, "--canary", 'job="nope"', *args)
+    assert unknown.returncode == 2 and 'no series matching {job="nope"}' in unknown.stderr
