@@ -24,10 +24,16 @@ from release.ab import compare_runs, verdict
 from tollgate.contracts.release import AB_EXIT, RELEASE_SCHEMA_VERSION
 
 SET_BY_AB = ("--url", "--out", "--name")
+MAX_START_DELAY_S = 20.0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="tollgate ab", description=__doc__.splitlines()[0], allow_abbrev=False)
+    p = argparse.ArgumentParser(
+        prog="tollgate ab",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
+    )
     p.add_argument("--url-a", required=True, help="server A (the reference, e.g. production)")
     p.add_argument("--url-b", required=True, help="server B (the candidate)")
     p.add_argument(
@@ -98,6 +104,9 @@ def main(argv: list[str]) -> int:
             parser.error(f"{flag} is set by tollgate ab (use --url-a/--url-b, --ab-out, --name); remove it")
     if not 0 < args.alpha < 1:
         parser.error(f"--alpha {args.alpha} must be between 0 and 1")
+    if not 0 <= args.start_delay <= MAX_START_DELAY_S:
+        # each side's run ends at most 30 s (the open-loop grace) after its --duration; a later start is cut
+        parser.error(f"--start-delay must be between 0 and {MAX_START_DELAY_S:g}s")
     ab_id = f"{args.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
     folder = Path(args.ab_out).resolve() / ab_id
     problem = cli.check_run_dir(folder, args.ab_out, "--ab-out")

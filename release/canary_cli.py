@@ -34,7 +34,10 @@ FLAGGER_STATUS = {"pass": 200, "marginal": 412, "fail": 412, "nodata": 503}
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="tollgate canary", description=__doc__.splitlines()[0], allow_abbrev=False
+        prog="tollgate canary",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        allow_abbrev=False,
     )
     p.add_argument("--baseline", required=True, help="baseline deployment: store target or PromQL matchers")
     p.add_argument("--canary", required=True, help="canary deployment: store target or PromQL matchers")
