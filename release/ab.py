@@ -9,7 +9,8 @@ difference and for servers that cannot be loaded at the same time (say, one GPU)
 
 Per metric (TTFT, ITL, TPOT, E2E per completed request; output-token throughput per time bucket;
 error rate) B is compared with A by release.stats, with Holm-Bonferroni (or BH) correction across
-the metrics. The verdict:
+the metrics. Latencies of a concurrent open-loop run are compared pair by pair (Wilcoxon
+signed-rank on request i of A vs request i of B); otherwise as two samples (Mann-Whitney U). The verdict:
 
     a-better / b-better  at least one metric differs, and all that differ favour that side
     inconclusive         metrics differ both ways (a trade-off), too few samples, or a side's run
@@ -25,7 +26,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from release.stats import compare_counts, compare_samples, correct
+from release.stats import compare_counts, compare_paired, compare_samples, correct
 from tollgate.contracts.run_folder import INCOMPLETE_PREFIX
 
 LATENCY = {"ttft_ms": "ttft_ms", "itl_ms": "itl_mean_ms", "tpot_ms": "tpot_ms", "e2e_ms": "e2e_ms"}
@@ -45,6 +46,11 @@ def throughput_samples(frame: pd.DataFrame) -> np.ndarray:
     return tokens / width
 
 
+def request_index(frame: pd.DataFrame) -> pd.Index:
+    """The workload's request index i (request_id is "<run-id>-<i>"), which both sides share."""
+    return pd.Index(frame["request_id"].astype(str).str.rsplit("-", n=1).str[-1].astype(int), name="i")
+
+
 def error_counts(frame: pd.DataFrame) -> tuple[int, int]:
     """(failed, finished): requests the end of the run cut off count as neither."""
     cut = frame["error"].astype(str).str.startswith(INCOMPLETE_PREFIX)
@@ -59,13 +65,25 @@ def compare_runs(
     min_effect: float = 0.05,
     correction: str = "holm",
     min_samples: int = 10,
+    paired: bool = False,
 ) -> dict[str, dict[str, Any]]:
+    """Per-metric comparison of B with A. `paired`: request i of both sides was sent at the same
+    moment (concurrent open loop), so latencies are compared pair by pair."""
     results: dict[str, dict[str, Any]] = {}
     ok_a, ok_b = frame_a[frame_a["ok"].astype(bool)], frame_b[frame_b["ok"].astype(bool)]
-    for name, column in LATENCY.items():
-        results[name] = compare_samples(
-            ok_a[column], ok_b[column], min_effect=min_effect, min_samples=min_samples
+    if paired:
+        pairs = ok_a.set_index(request_index(ok_a)).join(
+            ok_b.set_index(request_index(ok_b)), lsuffix="_a", rsuffix="_b", how="inner"
         )
+    for name, column in LATENCY.items():
+        if paired:
+            results[name] = compare_paired(
+                pairs[f"{column}_a"], pairs[f"{column}_b"], min_effect=min_effect, min_samples=min_samples
+            )
+        else:
+            results[name] = compare_samples(
+                ok_a[column], ok_b[column], min_effect=min_effect, min_samples=min_samples
+            )
     results["output_tokens_per_s"] = compare_samples(
         throughput_samples(frame_a),
         throughput_samples(frame_b),

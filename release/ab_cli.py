@@ -141,14 +141,22 @@ def main(argv: list[str]) -> int:
     except InvalidRun as exc:
         print(f"tollgate ab: {exc}", file=sys.stderr)
         return 2
+    paired = args.order == "concurrent" and sides["a"][1]["rate"] is not None
     metrics = compare_runs(
-        runs["a"].frame, runs["b"].frame, args.alpha, args.min_effect, args.correction, args.min_samples
+        runs["a"].frame,
+        runs["b"].frame,
+        args.alpha,
+        args.min_effect,
+        args.correction,
+        args.min_samples,
+        paired,
     )
     decided, reasons = verdict(metrics, {s: r.summary for s, r in runs.items()})
     result = {
         "schema_version": RELEASE_SCHEMA_VERSION,
         "ab_id": ab_id,
         "order": args.order,
+        "paired": paired,
         "url_a": args.url_a,
         "url_b": args.url_b,
         "run_a": str(dirs["a"]),
@@ -173,10 +181,10 @@ def print_table(result: dict[str, Any]) -> None:
     from rich.table import Table
 
     table = Table(title=f"A/B {result['ab_id']} ({result['order']}): {result['verdict']}")
-    for col in ("metric", "A median", "B median", "shift B-A", "Cliff's d", "p (adj.)", "favours"):
+    for col in ("metric", "A median", "B median", "shift B-A", "delta / r", "p (adj.)", "favours"):
         table.add_column(col, justify="left" if col == "metric" else "right")
     for name, r in result["metrics"].items():
-        delta = r.get("cliffs_delta")
+        delta = r.get("cliffs_delta", r.get("rank_biserial"))
         table.add_row(
             name,
             _fmt(r.get("median_a")),

@@ -1,8 +1,9 @@
-"""Two-sample comparison for release decisions: Mann-Whitney U, Cliff's delta, Hodges-Lehmann shift,
-Fisher's exact test for error counts, and Holm-Bonferroni correction across metrics.
+"""Two-sample comparison for release decisions: Mann-Whitney U, Cliff's delta, Hodges-Lehmann shift;
+Wilcoxon signed-rank for paired samples; Fisher's exact test for error counts; Holm-Bonferroni (or
+Benjamini-Hochberg) correction across metrics.
 
 A metric *differs* only when it is significant after correction AND its effect is practically
-large: |Cliff's delta| >= MIN_CLIFFS_DELTA (Romano's "small") and the Hodges-Lehmann shift is at
+large: |Cliff's delta| (paired: rank-biserial) >= MIN_CLIFFS_DELTA (Romano's "small") and the shift is at
 least `min_effect` of the reference median. The shift is robust to a bimodal mixture (half the
 requests fast, half slow) in a way that a difference of medians is not.
 """
@@ -68,6 +69,49 @@ def compare_samples(
     }
 
 
+def compare_paired(
+    a: Sequence[float] | np.ndarray,
+    b: Sequence[float] | np.ndarray,
+    higher_is_better: bool = False,
+    min_effect: float = 0.05,
+    min_samples: int = 10,
+) -> dict[str, Any]:
+    """Compare B against A pair by pair (a[i] and b[i] were sent at the same moment): Wilcoxon
+    signed-rank test, matched-pairs rank-biserial correlation, median paired difference. A slow
+    period that hits both members of a pair cancels out of every difference."""
+    xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    keep = np.isfinite(xa) & np.isfinite(xb)
+    xa, xb = xa[keep], xb[keep]
+    out: dict[str, Any] = {
+        "test": "wilcoxon-signed-rank",
+        "n_a": int(xa.size),
+        "n_b": int(xb.size),
+        "median_a": float(np.median(xa)) if xa.size else None,
+        "median_b": float(np.median(xb)) if xb.size else None,
+        "higher_is_better": higher_is_better,
+        "min_effect": min_effect,
+    }
+    if xa.size < min_samples:
+        return {**out, "p_value": None, "enough_data": False}
+    diff = xb - xa
+    nonzero = diff[diff != 0]
+    if nonzero.size == 0:
+        p_value, r = 1.0, 0.0
+    else:
+        ranks = stats.rankdata(np.abs(nonzero))
+        r = float((ranks[nonzero > 0].sum() - ranks[nonzero < 0].sum()) / ranks.sum())
+        p_value = float(stats.wilcoxon(nonzero).pvalue)
+    shift = float(np.median(diff))
+    return {
+        **out,
+        "enough_data": True,
+        "p_value": p_value,
+        "rank_biserial": r,  # + means B tends higher, the paired counterpart of Cliff's delta
+        "hl_shift": shift,
+        "relative_shift": shift / (abs(out["median_a"]) or 1.0),
+    }
+
+
 def compare_counts(
     failed_a: int, total_a: int, failed_b: int, total_b: int, min_effect: float = 0.01
 ) -> dict[str, Any]:
@@ -110,6 +154,8 @@ def correct(results: dict[str, dict[str, Any]], alpha: float = 0.05, method: str
         big = abs(r["relative_shift"]) >= r["min_effect"] - 1e-12
         if r["test"] == "mann-whitney-u":
             big = big and abs(r["cliffs_delta"]) >= MIN_CLIFFS_DELTA
+        elif r["test"] == "wilcoxon-signed-rank":
+            big = big and abs(r["rank_biserial"]) >= MIN_CLIFFS_DELTA
         r["significant"] = bool(p_adj < alpha and big)
         b_higher = r["relative_shift"] > 0
         r["better"] = None if not r["significant"] else ("b" if b_higher == r["higher_is_better"] else "a")

@@ -150,6 +150,7 @@ def _frame(ttft, ok=None):
             "output_tokens": np.full(n, 8),
             "ok": ok,
             "error": np.where(ok, "", "HTTP 500"),
+            "request_id": [f"run-{i}" for i in range(n)],
         }
     )
 
@@ -171,6 +172,20 @@ def test_verdicts_from_per_metric_results():
     assert verdict(few, complete)[0] == "inconclusive"
     failed = {**complete, "b": {"status": "failed", "notes": ["no request completed"]}}
     assert verdict(faster_b, failed)[0] == "inconclusive"
+
+
+def test_paired_slots_see_a_shift_that_spread_between_requests_hides():
+    """Request i of A and of B went out together: a consistent 8% slowdown of B shows pair by pair
+    even though request lengths spread latencies over 10x; as two samples it drowns."""
+    rng = np.random.default_rng(3)
+    a = rng.lognormal(4, 0.8, 60)
+    b = a * 1.08 + rng.normal(0, 0.5, 60)
+    assert compare_runs(_frame(a), _frame(b))["ttft_ms"]["significant"] is False
+    paired = compare_runs(_frame(a), _frame(b), paired=True)["ttft_ms"]
+    assert paired["test"] == "wilcoxon-signed-rank" and paired["better"] == "a"
+    assert paired["relative_shift"] > 0.05 and paired["rank_biserial"] > 0.9
+    same = compare_runs(_frame(a), _frame(a + rng.normal(0, 0.5, 60)), paired=True)["ttft_ms"]
+    assert not same["significant"]
 
 
 def test_holm_correction_is_applied_across_metrics():
