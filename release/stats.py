@@ -26,6 +26,20 @@ def _clean(values: Sequence[float] | np.ndarray) -> np.ndarray:
     return arr[np.isfinite(arr)]
 
 
+def _header(
+    test: str, xa: np.ndarray, xb: np.ndarray, higher_is_better: bool, min_effect: float
+) -> dict[str, Any]:
+    return {
+        "test": test,
+        "n_a": int(xa.size),
+        "n_b": int(xb.size),
+        "median_a": float(np.median(xa)) if xa.size else None,
+        "median_b": float(np.median(xb)) if xb.size else None,
+        "higher_is_better": higher_is_better,
+        "min_effect": min_effect,
+    }
+
+
 def hodges_lehmann(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
     """Median of all pairwise differences b_j - a_i (the shift of B relative to A)."""
     rng = np.random.default_rng(seed)
@@ -45,15 +59,7 @@ def compare_samples(
 ) -> dict[str, Any]:
     """Compare B against A. `better` is "a", "b" or None once `p_adjusted` is filled in by `correct`."""
     xa, xb = _clean(a), _clean(b)
-    out: dict[str, Any] = {
-        "test": "mann-whitney-u",
-        "n_a": int(xa.size),
-        "n_b": int(xb.size),
-        "median_a": float(np.median(xa)) if xa.size else None,
-        "median_b": float(np.median(xb)) if xb.size else None,
-        "higher_is_better": higher_is_better,
-        "min_effect": min_effect,
-    }
+    out = _header("mann-whitney-u", xa, xb, higher_is_better, min_effect)
     if xa.size < min_samples or xb.size < min_samples:
         return {**out, "p_value": None, "enough_data": False}
     u_b = stats.mannwhitneyu(xb, xa, alternative="two-sided")
@@ -82,15 +88,7 @@ def compare_paired(
     xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     keep = np.isfinite(xa) & np.isfinite(xb)
     xa, xb = xa[keep], xb[keep]
-    out: dict[str, Any] = {
-        "test": "wilcoxon-signed-rank",
-        "n_a": int(xa.size),
-        "n_b": int(xb.size),
-        "median_a": float(np.median(xa)) if xa.size else None,
-        "median_b": float(np.median(xb)) if xb.size else None,
-        "higher_is_better": higher_is_better,
-        "min_effect": min_effect,
-    }
+    out = _header("wilcoxon-signed-rank", xa, xb, higher_is_better, min_effect)
     if xa.size < min_samples:
         return {**out, "p_value": None, "enough_data": False}
     diff = xb - xa
