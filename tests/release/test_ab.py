@@ -24,6 +24,7 @@ import pytest
 from loadgen.mock_server import start_mock_server
 from release.ab import compare_runs, verdict
 from release.stats import compare_samples, correct
+from tests.release.helpers import front_door
 
 REPO = Path(__file__).resolve().parents[2]
 FAST = {"ttft_ms": 20.0, "itl_ms": 2.0}
@@ -119,20 +120,27 @@ def test_sequential_flags_a_false_difference_that_the_interleaved_run_does_not(t
     assert (joined["prompt_tokens_a"] == joined["prompt_tokens_b"]).all()
 
 
-def test_ab_refuses_flags_it_sets_and_unreachable_servers(tmp_path):
-    for argv in (["--url", "http://127.0.0.1:9"], []):
-        proc = subprocess.run(
-            [sys.executable, "-m", "tollgate", "ab", "--url-a", "http://127.0.0.1:9", "--url-b"]
-            + ["http://127.0.0.1:9", "--ab-out", str(tmp_path), "--rate", "1", "--requests", "1", *argv],
-            cwd=REPO,
-            capture_output=True,
-            text=True,
-            timeout=60,
-        )
-        assert proc.returncode == 2 and "Traceback" not in proc.stderr
-        assert (
-            "--url is set by tollgate ab" if argv else "server A at http://127.0.0.1:9 is unreachable"
-        ) in proc.stderr
+def test_ab_refuses_flags_it_sets_and_unreachable_servers(tmp_path, capsys):
+    dead = "http://127.0.0.1:9"  # nothing listens on the discard port
+    base = [
+        "ab",
+        "--url-a",
+        dead,
+        "--url-b",
+        dead,
+        "--ab-out",
+        str(tmp_path),
+        "--rate",
+        "1",
+        "--requests",
+        "1",
+    ]
+    code, err = front_door([*base, "--url", dead], capsys)
+    assert code == 2 and "--url is set by tollgate ab" in err
+    code, err = front_door(base, capsys)
+    assert code == 2 and "server A at http://127.0.0.1:9 is unreachable" in err and "Traceback" not in err
+    code, err = front_door([*base, "--start-delay", "1m"], capsys)
+    assert code == 2 and "--start-delay must be between 0 and 20s" in err
 
 
 def _frame(ttft, ok=None):

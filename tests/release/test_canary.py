@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from release.canary import METRICS, Judgement, judge
+from tests.release.helpers import front_door
 from tests.support.servers import free_port, start_reference_server
 from tollgate.contracts.release import CANARY_EXIT
 
@@ -208,13 +209,17 @@ def test_score_thresholds_critical_errors_and_nodata():
     assert judge(FixedSource({}), "b", "c", 600)["verdict"] == "nodata"
 
 
-def test_bad_inputs_exit_2_with_a_clear_message(tmp_path):
-    missing = canary("--baseline", "a", "--canary", "b", "--store", str(tmp_path / "none.db"))
-    assert (
-        missing.returncode == 2 and "no such file" in missing.stderr and "tollgate monitor" in missing.stderr
+def test_bad_inputs_exit_2_with_a_clear_message(tmp_path, capsys):
+    code, err = front_door(
+        ["canary", "--baseline", "a", "--canary", "b", "--store", str(tmp_path / "none.db")], capsys
     )
-    bad = canary("--baseline", "a", "--canary", "b", "--confidence", "95")
-    assert bad.returncode == 2 and "--confidence" in bad.stderr
+    assert code == 2 and "no such file" in err and "tollgate monitor" in err
+    code, err = front_door(["canary", "--baseline", "a", "--canary", "b", "--confidence", "95"], capsys)
+    assert code == 2 and "--confidence" in err
+    code, err = front_door(
+        ["canary", "--baseline", "a", "--canary", "b", "--prometheus", "prom:9090"], capsys
+    )
+    assert code == 2 and "must look like http://HOST:9090" in err
 
 
 @pytest.mark.prometheus
