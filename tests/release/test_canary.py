@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -17,7 +18,7 @@ import pytest
 
 from release.canary import METRICS, Judgement, judge
 from tests.release.helpers import front_door
-from tests.support.servers import free_port, start_reference_server
+from tests.support.servers import ServerHandle, free_port
 from tollgate.contracts.release import CANARY_EXIT
 
 REPO = Path(__file__).resolve().parents[2]
@@ -59,8 +60,11 @@ def live(tmp_path_factory):
     store = tmp / "monitor.db"
     one_thread = {"OMP_NUM_THREADS": "1"}  # two servers on a shared small box: no spinning torch thread pools
     with contextlib.ExitStack() as stack:
-        base = stack.enter_context(start_reference_server(env=one_thread))
-        slow = stack.enter_context(start_reference_server("--inject-latency-ms", "300", env=one_thread))
+        handles = [ServerHandle((), one_thread), ServerHandle(("--inject-latency-ms", "300"), one_thread)]
+        for handle in handles:
+            stack.enter_context(handle)  # stopped on exit even if the other one fails to start
+        with ThreadPoolExecutor(2) as pool:  # both start at once: half the wait
+            base, slow = pool.map(lambda h: h.start(), handles)
         prom_url = None
         if PROMETHEUS:
             port = free_port()
