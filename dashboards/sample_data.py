@@ -169,6 +169,34 @@ def write_run(
     return folder
 
 
+def sample_capacity(
+    best: dict, target_rate: float, price_per_hour: float, headroom: float
+) -> dict[str, object]:
+    """A `capacity` block as `tollgate sweep --target-rate --price-per-hour` writes it (120 prompt
+    tokens per request in this sample)."""
+    cap = best["requests_per_s"]
+    replicas = int(np.ceil(target_rate / (cap * (1 - headroom))))
+    out_per_req, in_per_req = best["output_tokens_per_s"] / cap, 120.0
+    per_hour = replicas * price_per_hour
+    return {
+        "target_rate_per_s": target_rate,
+        "headroom": headroom,
+        "price_per_replica_hour": price_per_hour,
+        "assumptions": ["linear scaling across replicas", "same hardware", "same workload"],
+        "feasible": True,
+        "capacity_per_replica_rps": cap,
+        "usable_per_replica_rps": cap * (1 - headroom),
+        "replicas": replicas,
+        "output_tokens_per_s_per_replica": best["output_tokens_per_s"],
+        "load_per_replica_rps": target_rate / replicas,
+        "output_tokens_per_request": out_per_req,
+        "input_tokens_per_request": in_per_req,
+        "cost_per_hour": per_hour,
+        "cost_per_million_output_tokens": per_hour / (target_rate * out_per_req * 3600) * 1e6,
+        "cost_per_million_input_tokens": per_hour / (target_rate * in_per_req * 3600) * 1e6,
+    }
+
+
 def write_sweep(root: Path, sweep_id: str, created_at: float) -> Path:
     """A rate sweep (point fields as `tollgate sweep` writes them): latency stays flat until the
     server saturates, then climbs; the knee is the highest load that passed the SLO."""
@@ -206,6 +234,7 @@ def write_sweep(root: Path, sweep_id: str, created_at: float) -> Path:
         "slo": {"path": "slo.yaml", "checks": ["ttft_p99_ms"], "goodput": {"ttft_ms": 500}},
         "created_at": created_at,
         "stopped_because": None,
+        "capacity": sample_capacity(best, target_rate=200.0, price_per_hour=4.0, headroom=0.2),
     }
     path = root / "sweeps" / sweep_id / "sweep.json"
     _write_json(path, sweep)

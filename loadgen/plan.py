@@ -85,7 +85,10 @@ class ProcessPlan:
                 self._exhaust()
                 return None
             if self.origin != self.origin:
-                self.origin = time.perf_counter()
+                # optional config `start_at` (unix time) is the schedule's zero, so generators that
+                # started apart (`tollgate ab`) send request i of the same schedule at the same moment
+                wait = max(0.0, (self.config.get("start_at") or 0.0) - time.time())
+                self.origin = time.perf_counter() + wait
             index, offset = slot
         self.issued += 1
         return index, (self.origin + offset if self.schedule is not None else math.nan)

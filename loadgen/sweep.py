@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from loadgen.capacity import lines as capacity_lines
 from loadgen.gate import InvalidRun, Run, evaluate
 from loadgen.report import write_json_atomic
 from loadgen.slo import SLO
@@ -41,6 +42,7 @@ def point(load: float, run: Run, slo: SLO) -> dict[str, Any]:
         "status": s["status"],
         "requests_per_s": s["throughput"]["requests_per_s"],
         "output_tokens_per_s": s["throughput"]["output_tokens_per_s"],
+        "input_tokens_per_s": s["throughput"].get("input_tokens_per_s"),
         "offered_rate_per_s": s["throughput"]["offered_rate_per_s"],
         "goodput_per_s": s["goodput"]["requests_per_s"],
         "ttft_p99_ms": metrics["ttft_ms"]["p99"],
@@ -85,8 +87,20 @@ def knee(points: list[dict[str, Any]]) -> dict[str, Any] | None:
     }
 
 
+def knee_point(points: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The full sweep point of the knee (the capacity plan needs its token rates)."""
+    best = knee(points)
+    return next((p for p in points if best and p["run_id"] == best["run_id"]), None)
+
+
 def write_sweep(
-    out: Path, sweep_id: str, mode: str, points: list[dict[str, Any]], slo: SLO, reason: str | None
+    out: Path,
+    sweep_id: str,
+    mode: str,
+    points: list[dict[str, Any]],
+    slo: SLO,
+    reason: str | None,
+    capacity: dict[str, Any] | None = None,
 ) -> Path:
     folder = out / sweep_id
     folder.mkdir(parents=True, exist_ok=True)
@@ -100,6 +114,8 @@ def write_sweep(
         "created_at": time.time(),
         "stopped_because": reason,
     }
+    if capacity is not None:
+        result["capacity"] = capacity
     try:
         (folder / "sweep.html").write_text(render_plot(result), encoding="utf-8")
     except Exception as exc:  # the plot is a convenience; sweep.json is the result
@@ -135,4 +151,10 @@ def render_plot(result: dict[str, Any]) -> str:
         xaxis_title="completed requests/s",
         yaxis_title="ms",
     )
-    return fig.to_html(include_plotlyjs="cdn")
+    html = fig.to_html(include_plotlyjs="cdn")
+    if result.get("capacity"):
+        from html import escape
+
+        items = "".join(f"<li>{escape(line)}</li>" for line in capacity_lines(result["capacity"]))
+        html = html.replace("</body>", f"<h3>Capacity and cost</h3><ul>{items}</ul></body>")
+    return html

@@ -3,6 +3,10 @@
 Every flag `tollgate load` knows (except --users/--rate/--duration/--requests/--name) is passed
 to each step. Writes reports/sweeps/<sweep-id>/sweep.json and sweep.html; exit 0 when a knee was
 found, 1 when no step met the SLO, 2 for bad flags or SLO file.
+
+With `--target-rate R [--price-per-hour P] [--headroom 0.2]` sweep.json also gets a `capacity`
+block (loadgen.capacity): replicas needed for R at the knee, tokens/s per replica, cost per
+million output and input tokens, and the assumptions behind the estimate.
 """
 
 from __future__ import annotations
@@ -12,10 +16,10 @@ import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
-from loadgen import cli
+from loadgen import capacity, cli
 from loadgen.gate import load_run
 from loadgen.slo import SLOError, load_slo
-from loadgen.sweep import knee, point, stop_reason, write_sweep
+from loadgen.sweep import knee, knee_point, point, stop_reason, write_sweep
 
 
 def _loads(text: str) -> list[float]:
@@ -28,6 +32,16 @@ def _loads(text: str) -> list[float]:
     return values
 
 
+def _headroom(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"'{text}' must be a fraction in [0, 1), e.g. 0.2 for 20%")
+    return value
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="tollgate sweep", description=__doc__.splitlines()[0])
     parser.add_argument("--slo", required=True)
@@ -37,7 +51,17 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--step-duration", default="30s", help="length of each step")
     parser.add_argument("--name", default="sweep")
     parser.add_argument("--sweep-out", default="reports/sweeps")
+    plan = parser.add_argument_group("capacity and cost (see loadgen/capacity.py for the assumptions)")
+    plan.add_argument("--target-rate", type=cli._positive_float, help="peak requests/s to plan replicas for")
+    plan.add_argument(
+        "--price-per-hour", type=cli._positive_float, help="cost of one replica per hour (any currency)"
+    )
+    plan.add_argument(
+        "--headroom", type=_headroom, default=0.2, help="fraction of each replica's capacity kept free"
+    )
     args, rest = parser.parse_known_args(argv)
+    if args.price_per_hour is not None and args.target_rate is None:
+        parser.error("--price-per-hour needs --target-rate R (the load the cost is computed at)")
     try:
         slo = load_slo(args.slo)
     except SLOError as exc:
@@ -77,12 +101,49 @@ def main(argv: list[str]) -> int:
         if reason:
             print(f"stopping early: {reason}", file=sys.stderr)
             break
-    folder = write_sweep(Path(args.sweep_out), sweep_id, kind, points, slo, reason)
+    plan_block = (
+        None
+        if args.target_rate is None
+        else capacity.plan(knee_point(points), args.target_rate, args.price_per_hour, args.headroom)
+    )
+    folder = write_sweep(Path(args.sweep_out), sweep_id, kind, points, slo, reason, plan_block)
     best = knee(points)
     print(
         f"knee: {kind} {best['load']:g} ({best['requests_per_s']:.2f} req/s)"
         if best
         else "knee: none (no step met the SLO)"
     )
+    if plan_block is not None:
+        print_plan(plan_block)
     print(folder)
     return 0 if best else 1
+
+
+def print_plan(block: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    if not block.get("feasible"):
+        print(f"capacity: {block['reason']}")
+        return
+    table = Table(title="capacity and cost at the knee")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    rows = [
+        ("capacity per replica (req/s)", block["capacity_per_replica_rps"]),
+        ("output tokens/s per replica", block["output_tokens_per_s_per_replica"]),
+        (
+            f"replicas for {block['target_rate_per_s']:g} req/s ({block['headroom']:.0%} headroom)",
+            block["replicas"],
+        ),
+        ("cost per hour", block["cost_per_hour"]),
+        ("cost per 1M output tokens", block["cost_per_million_output_tokens"]),
+        ("cost per 1M input tokens", block["cost_per_million_input_tokens"]),
+    ]
+    for name, value in rows:
+        table.add_row(
+            name, "-" if value is None else (f"{value:.4g}" if isinstance(value, float) else str(value))
+        )
+    console = Console()
+    console.print(table)
+    console.print("assumes: " + "; ".join(block["assumptions"]))

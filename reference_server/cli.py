@@ -113,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
         "start-up takes ~5 s longer with a warm inductor cache, 20-60 s cold (compiled before the "
         "server reports ready)",
     )
+    e.add_argument(
+        "--inject-latency-ms",
+        type=_positive(float, 0),
+        default=0.0,
+        help="test/demo only: sleep this long after every engine step (TTFT, ITL and E2E all grow), "
+        "to stand in for a slower build in canary and A/B demos",
+    )
     return p
 
 
@@ -172,6 +179,7 @@ def main(argv: list[str]) -> int:
         served_model_name=args.served_model_name,
         compile_decode=args.compile,
         chat_template=args.chat_template,
+        inject_latency_ms=args.inject_latency_ms,
     )
     settings = ServeSettings(
         max_waiting=args.max_waiting,

@@ -30,6 +30,7 @@ class EngineConfig:
     served_model_name: str | None = None  # name reported by the API; default "tiny" or the dir name
     compile_decode: bool = False  # torch.compile the batch-1 decode step (see model_runner.py)
     chat_template: str | None = None  # --chat-template: a jinja file (or the text); None -> the model's own
+    inject_latency_ms: float = 0.0  # test/demo only: extra time per engine step (a deliberately slow build)
 
     def resolve_device(self) -> torch.device:
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")

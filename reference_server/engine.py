@@ -223,6 +223,8 @@ class Engine:
         if not batch:
             return
         tokens = self.runner.run(batch)
+        if self.config.inject_latency_ms:  # --inject-latency-ms: a slower step, seen by every metric
+            time.sleep(self.config.inject_latency_ms / 1000.0)
         now = time.time()
         self.step_count += 1
         for (seq, n), token in zip(batch, tokens, strict=True):

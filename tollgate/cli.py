@@ -23,6 +23,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "drift": ("drift.cli", "build reference profiles and check live traffic for drift"),
     "dashboard": ("dashboards.cli", "open the Streamlit dashboard"),
     "demo": ("tollgate.demo", "run the whole suite end to end on embedded defaults"),
+    "ab": ("release.ab_cli", "A/B load test: one seeded workload to two servers at once, one verdict"),
+    "canary": ("release.canary_cli", "Kayenta-style canary analysis of two live deployments (CI / webhook)"),
 }
 
 EXIT_NOT_BUILT = 3

@@ -123,4 +123,31 @@ def render_sweeps(sweeps: dict[str, dict[str, Any]]) -> None:
         st.caption("No knee recorded: no step met the SLO, or the sweep stopped early.")
     else:
         st.metric("Capacity at the knee", f"{points[x].iloc[k]:.2f} req/s")
+    render_capacity(sweep.get("capacity"))
     st.dataframe(points, hide_index=True)
+
+
+def render_capacity(block: Any) -> None:
+    """The sweep's capacity plan (`tollgate sweep --target-rate R --price-per-hour P`), when it has one."""
+    if not isinstance(block, dict):
+        return
+    st.subheader("Capacity and cost")
+    if not block.get("feasible"):
+        st.warning(f"No capacity plan: {block.get('reason', 'unknown reason')}.")
+        return
+
+    def num(key: str, fmt: str) -> str:
+        value = block.get(key)
+        return "-" if not isinstance(value, (int, float)) else format(value, fmt)
+
+    cols = st.columns(4)
+    cols[0].metric("Replicas needed", num("replicas", "d"))
+    cols[1].metric("Output tokens/s per replica", num("output_tokens_per_s_per_replica", ".1f"))
+    cols[2].metric("Cost per 1M output tokens", num("cost_per_million_output_tokens", ".4f"))
+    cols[3].metric("Cost per 1M input tokens", num("cost_per_million_input_tokens", ".4f"))
+    st.caption(
+        f"For {block.get('target_rate_per_s')} req/s at {num('headroom', '.0%')} headroom, "
+        f"{num('capacity_per_replica_rps', '.2f')} req/s per replica at the SLO, "
+        f"{num('price_per_replica_hour', 'g')} per replica-hour. "
+        "Assumes " + "; ".join(str(a) for a in block.get("assumptions", [])) + "."
+    )

@@ -131,6 +131,10 @@ def test_sweep_marks_the_knee(sample_root, open_page):
     steps = next(t for t in fig["data"] if t["name"] == "sweep step")
     assert steps["marker"]["color"].count("#d62728") == sum(not p["passed"] for p in sweep["points"]) > 0
     assert at.metric[0].label == "Capacity at the knee"
+    plan = {m.label: m.value for m in at.metric}
+    assert plan["Replicas needed"] == str(sweep["capacity"]["replicas"])
+    assert plan["Cost per 1M output tokens"] == f"{sweep['capacity']['cost_per_million_output_tokens']:.4f}"
+    assert any("Assumes linear scaling" in c.value for c in at.caption)
 
 
 def test_live_series_with_units_and_gpus(sample_root, open_page):

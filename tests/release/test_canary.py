@@ -1,0 +1,243 @@
+"""`tollgate canary`: two reference servers, one slowed with --inject-latency-ms, loaded at the same time
+by the load generator while the monitor scrapes both into a store; the judge reads the store."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+
+from release.canary import METRICS, Judgement, judge
+from tests.release.helpers import front_door
+from tests.support.servers import ServerHandle, free_port
+from tollgate.contracts.release import CANARY_EXIT
+
+REPO = Path(__file__).resolve().parents[2]
+TOLLGATE = [sys.executable, "-m", "tollgate"]
+
+
+PROMETHEUS = shutil.which("prometheus")
+
+
+@contextlib.contextmanager
+def background(cmd: list[str], cwd: Path = REPO):
+    """A process that runs for the block and is stopped with SIGINT (then killed) after it."""
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def prometheus(tmp: Path, urls: list[str], port: int) -> list[str]:
+    """A real Prometheus scraping both servers every second (when the Debian package is installed)."""
+    hosts = ", ".join(f'"{u.split("//")[1]}"' for u in urls)
+    config = f"global: {{scrape_interval: 1s}}\nscrape_configs:\n- job_name: llm\n  static_configs: [{{targets: [{hosts}]}}]\n"
+    (tmp / "prometheus.yml").write_text(config)
+    return [PROMETHEUS, f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}"] + [
+        f"--web.listen-address=127.0.0.1:{port}",
+        "--log.level=warn",
+    ]
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("canary")
+    store = tmp / "monitor.db"
+    one_thread = {"OMP_NUM_THREADS": "1"}  # two servers on a shared small box: no spinning torch thread pools
+    with contextlib.ExitStack() as stack:
+        handles = [ServerHandle((), one_thread), ServerHandle(("--inject-latency-ms", "300"), one_thread)]
+        for handle in handles:
+            stack.enter_context(handle)  # stopped on exit even if the other one fails to start
+        with ThreadPoolExecutor(2) as pool:  # both start at once: half the wait
+            base, slow = pool.map(lambda h: h.start(), handles)
+        prom_url = None
+        if PROMETHEUS:
+            port = free_port()
+            stack.enter_context(background(prometheus(tmp, [base.url, slow.url], port), cwd=tmp))
+            prom_url = f"http://127.0.0.1:{port}"
+        monitor = [*TOLLGATE, "monitor", "--target", base.url, "--target", slow.url, "--interval", "1s"]
+        with background([*monitor, "--window", "4s", "--store", str(store)]):
+            load = ["load", "--users", "2", "--duration", "15s", "--out", str(tmp / "runs"), "--seed", "3"]
+            load += ["--output-tokens", "4", "--input-tokens", "8"]
+            quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+            loads = [
+                subprocess.Popen([*TOLLGATE, *load, "--url", u], cwd=REPO, **quiet)
+                for u in (base.url, slow.url)
+            ]
+            for proc in loads:
+                assert proc.wait(timeout=120) == 0
+        yield base.url, slow.url, store, prom_url
+
+
+def _explain(result: dict, store: Path) -> str:
+    lines = [f"{result['verdict']} score {result['score']:.0f}"]
+    for name, r in result["metrics"].items():
+        lines.append(
+            f"{name}: {r['classification']} {r.get('median_a')} -> {r.get('median_b')} n={r['n_a']}/{r['n_b']}"
+        )
+    for summary in sorted(store.parent.glob("runs/*/summary.json")):
+        s = json.loads(summary.read_text())
+        lines.append(f"{s['config']['url']}: {s['requests']} e2e p50 {s['metrics']['e2e_ms']['p50']} ms")
+    return "\n".join(lines)
+
+
+def canary(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([*TOLLGATE, "canary", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+def test_slowed_canary_fails_and_an_identical_one_passes(live, tmp_path):
+    base, slow, store, _ = live
+    proc = canary("--baseline", base, "--canary", slow, "--store", str(store), "--window", "5m", "--json")
+    result = json.loads(proc.stdout)
+    assert proc.returncode == CANARY_EXIT["fail"] == 1, _explain(result, store)
+    assert result["verdict"] == "fail" and result["score"] < 75
+    latency = {n: r for n, r in result["metrics"].items() if n.startswith(("ttft", "itl", "e2e"))}
+    high = [n for n, r in latency.items() if r["classification"] == "High" and r["median_b"] > r["median_a"]]
+    assert len(high) >= 2 and set(high) <= set(result["failing_metrics"]), _explain(result, store)
+    assert not [n for n, r in latency.items() if r["classification"] == "Low"], _explain(result, store)
+    assert result["metrics"]["drift_score"]["classification"] == "NoData"  # no drift check ran
+    assert set(result["metrics"]) == {m.name for m in METRICS}
+
+    same = canary(
+        "--baseline",
+        base,
+        "--canary",
+        base,
+        "--store",
+        str(store),
+        "--window",
+        "5m",
+        "--out",
+        str(tmp_path / "v.json"),
+    )
+    assert same.returncode == 0, same.stdout + same.stderr
+    assert json.loads((tmp_path / "v.json").read_text())["verdict"] == "pass" and "pass" in same.stdout
+
+
+def test_webhook_contracts_for_flagger_and_argo_rollouts(live):
+    base, slow, store, _ = live
+    port = free_port()
+    server = subprocess.Popen(
+        [*TOLLGATE, "canary", "--baseline", base, "--canary", slow, "--store", str(store), "--window", "5m"]
+        + ["--serve", f"127.0.0.1:{port}"],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(url + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, (
+                server.stderr.read() if server.poll() else "no start"
+            )
+            time.sleep(0.2)
+        hook = {"name": "llm", "namespace": "prod", "phase": "Progressing", "metadata": {}}
+        failing = httpx.post(url + "/flagger", json=hook, timeout=30)
+        assert failing.status_code == 412 and failing.json()["verdict"] == "fail"
+        assert failing.json()["rollout"] == {"name": "llm", "namespace": "prod", "phase": "Progressing"}
+        passing = httpx.post(url + "/flagger", json={**hook, "metadata": {"canary": base}}, timeout=30)
+        assert passing.status_code == 200 and passing.json()["verdict"] == "pass"
+        assert httpx.post(url + "/flagger", json={"phase": "x"}, timeout=10).status_code == 400
+        unknown = httpx.post(
+            url + "/flagger", json={**hook, "metadata": {"canary": "http://nowhere:1"}}, timeout=10
+        )
+        assert unknown.status_code == 400 and "known targets" in unknown.json()["error"]
+        # Argo Rollouts web metric: 200 with the verdict; jsonPath {$.pass} / {$.score} decides
+        argo = httpx.get(url + "/analysis", timeout=30)
+        assert argo.status_code == 200 and argo.json()["pass"] is False
+        argo_ok = httpx.post(url + "/analysis", json={"canary": base, "window": "5m"}, timeout=30)
+        assert argo_ok.status_code == 200 and argo_ok.json()["pass"] is True and argo_ok.json()["score"] >= 95
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=20)
+
+
+class FixedSource:
+    """Per-interval values given in the test (the judge's arithmetic, no servers)."""
+
+    def __init__(self, data: dict[tuple[str, str], list[float]]) -> None:
+        self.data = data
+
+    def check_target(self, target: str) -> str:
+        return target
+
+    def samples(self, target, name, start, end, min_samples):
+        return self.data.get((target, name), [])
+
+
+def test_score_thresholds_critical_errors_and_nodata():
+    base = [0.10, 0.11, 0.10, 0.12, 0.11, 0.10, 0.11, 0.12]
+    latency = ("ttft_p50_s", "ttft_p95_s", "itl_p50_s", "itl_p95_s", "e2e_p50_s", "e2e_p95_s")
+
+    def source(slow: set[str], errors: float = 0.0):
+        data = {}
+        for name in latency:
+            data[("b", name)] = base
+            data[("c", name)] = [v * 2 for v in base] if name in slow else base
+        data[("b", "error_rate")] = [0.0] * 8
+        data[("c", "error_rate")] = [errors + 0.001 * i for i in range(8)] if errors else [0.0] * 8
+        return FixedSource(data)
+
+    assert judge(source(set()), "b", "c", 600)["verdict"] == "pass"
+    one = judge(source({"e2e_p95_s"}), "b", "c", 600)  # 6 of 7 metrics pass: 85.7
+    assert one["verdict"] == "marginal" and one["exit_code"] == 3 and one["failing_metrics"] == ["e2e_p95_s"]
+    assert judge(source({"e2e_p95_s"}), "b", "c", 600, Judgement(marginal_score=90))["verdict"] == "fail"
+    errors = judge(source(set(), errors=0.2), "b", "c", 600)
+    assert errors["verdict"] == "fail" and "critical" in errors["reason"]
+    faster = judge(
+        FixedSource({("b", "e2e_p50_s"): base, ("c", "e2e_p50_s"): [v / 2 for v in base]}), "b", "c", 600
+    )
+    assert faster["metrics"]["e2e_p50_s"]["classification"] == "Low" and faster["verdict"] == "pass"
+    assert judge(FixedSource({}), "b", "c", 600)["verdict"] == "nodata"
+
+
+def test_bad_inputs_exit_2_with_a_clear_message(tmp_path, capsys):
+    code, err = front_door(
+        ["canary", "--baseline", "a", "--canary", "b", "--store", str(tmp_path / "none.db")], capsys
+    )
+    assert code == 2 and "no such file" in err and "tollgate monitor" in err
+    code, err = front_door(["canary", "--baseline", "a", "--canary", "b", "--confidence", "95"], capsys)
+    assert code == 2 and "--confidence" in err
+    code, err = front_door(
+        ["canary", "--baseline", "a", "--canary", "b", "--prometheus", "prom:9090"], capsys
+    )
+    assert code == 2 and "must look like http://HOST:9090" in err
+
+
+@pytest.mark.prometheus
+@pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (Debian package 'prometheus')")
+def test_the_same_judgement_from_a_real_prometheus(live):
+    """The PromQL behind each figure, evaluated by Prometheus itself over the same run."""
+    base, slow, _, prom = live
+    args = ["--prometheus", prom, "--window", "2m", "--step", "1s", "--rate-window", "4s", "--json"]
+    proc = canary("--baseline", base, "--canary", f'job="llm",instance="{slow.split("//")[1]}"', *args)
+    assert proc.returncode in (0, 1, 3), proc.stderr
+    result = json.loads(proc.stdout)
+    for name in ("ttft_p50_s", "e2e_p50_s", "itl_p50_s", "request_rate", "generation_tokens_per_s"):
+        assert result["metrics"][name]["classification"] != "NoData", name
+    e2e = result["metrics"]["e2e_p50_s"]
+    assert e2e["median_b"] > e2e["median_a"] and result["verdict"] == "fail", result["failing_metrics"]
+    unknown = canary("--baseline", base, "--canary", 'job="nope"', *args)
+    assert unknown.returncode == 2 and 'no series matching {job="nope"}' in unknown.stderr
