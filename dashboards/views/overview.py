@@ -17,7 +17,7 @@ from dashboards.settings import data_dir
 from dashboards.ui import ago, duration, empty_state, verdict_badge, warn_all, when
 
 TREND_S, TREND_POINTS = 3600, 60  # request-rate sparkline: the last hour, one point a minute
-HEALTH = ("up", "request_rate", "ttft_p95_s", "error_rate", "kv_cache_usage", "gpu_util_pct")
+HEALTH = ("up", "request_rate", "ttft_p95_s", "error_rate", "rejected_rate", "kv_cache_usage", "gpu_util_pct")
 
 root = data_dir()
 db = root / "monitor.db"
@@ -37,6 +37,7 @@ def health_table(path: str, targets: pd.DataFrame) -> pd.DataFrame:
     out["last_scrape"] = out["last_scrape"].map(ago)
     out["ttft_p95_s"] *= 1000
     out["error_rate"] *= 100
+    out["rejected_rate"] *= 100
     out["kv_cache_usage"] *= 100
     out["last_error"] = out["last_error"].map(lambda e: redact(e) if isinstance(e, str) else "")
     end = store.data_end(path) or time.time()
@@ -80,6 +81,7 @@ else:
                     "trend": st.column_config.LineChartColumn("req/s, last hour", y_min=0, width=120),
                     "ttft_p95_s": st.column_config.NumberColumn("TTFT p95 (ms)", format="%.0f", width=95),
                     "error_rate": st.column_config.NumberColumn("errors (%)", format="%.2f", width=80),
+                    "rejected_rate": st.column_config.NumberColumn("refused (%)", format="%.2f", width=80),
                     "kv_cache_usage": st.column_config.ProgressColumn(
                         "KV cache (%)", format="%.0f%%", min_value=0, max_value=100, width=100
                     ),
