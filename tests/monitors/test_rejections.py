@@ -17,34 +17,30 @@ from tests.monitors.helpers import ROOT, stop, wait_until
 from tests.support.servers import start_reference_server
 
 WINDOW_S = 60  # longer than the load: the stored ratio after the load covers all of it
-RULES = f"""rules:
-  - name: HighRejectionRate
-    kind: figure
-    metric: rejected_rate
-    window: {WINDOW_S}s
-    op: ">"
-    threshold: 0.1
-    for: 1s
-    severity: warning
-    summary: "{{{{ value }}}} of requests refused on {{{{ target }}}}"
-  - name: HighErrorRate
-    kind: figure
-    metric: error_rate
-    window: {WINDOW_S}s
-    op: ">"
-    threshold: 0.05
-    for: 1s
-    severity: critical
-    summary: "{{{{ value }}}} of requests fail on {{{{ target }}}}"
-"""
+
+
+def figure_rules(window_s: int, *rules: tuple[str, str, float]) -> str:
+    """A rules file of `figure` rules (name, figure, threshold), each firing 1 s into a breach."""
+    return "rules:\n" + "".join(
+        f"  - name: {name}\n    kind: figure\n    metric: {figure}\n    window: {window_s}s\n"
+        f'    op: ">"\n    threshold: {threshold}\n    for: 1s\n'
+        f'    summary: "{{{{ value }}}} of requests counted in {figure} on {{{{ target }}}}"\n'
+        for name, figure, threshold in rules
+    )
+
+
+RULES = figure_rules(
+    WINDOW_S, ("HighRejectionRate", "rejected_rate", 0.1), ("HighErrorRate", "error_rate", 0.05)
+)
 BODY = {"model": "tiny", "prompt": "the quick brown fox", "max_tokens": 8, "ignore_eos": True}
 
 
 class Overload:
-    """`clients` threads posting completions back to back for `seconds`, counting answers by status."""
+    """`clients` threads posting completions back to back for `seconds`, counting answers by status;
+    a client refused with 429 waits `backoff_s` before its next try (so 429s are a fraction, not a flood)."""
 
-    def __init__(self, url: str, clients: int, seconds: float) -> None:
-        self.url, self.deadline = url, time.monotonic() + seconds
+    def __init__(self, url: str, clients: int, seconds: float, backoff_s: float = 0.25) -> None:
+        self.url, self.deadline, self.backoff_s = url, time.monotonic() + seconds, backoff_s
         self.statuses: Counter[int] = Counter()
         self.lock = threading.Lock()
         self.threads = [threading.Thread(target=self._run, daemon=True) for _ in range(clients)]
@@ -58,7 +54,7 @@ class Overload:
                 with self.lock:
                     self.statuses[status] += 1
                 if status == 429:
-                    time.sleep(0.02)  # bounded retry pace: the box is shared
+                    time.sleep(self.backoff_s)
 
     def join(self) -> Counter[int]:
         for t in self.threads:
@@ -87,7 +83,7 @@ def test_monitor_sees_the_429s_the_load_generator_saw(tmp_path):
             wait_until(
                 lambda: _query(db, "SELECT 1 FROM series WHERE name='up' LIMIT 1"), 30, what="first scrape"
             )
-            statuses = Overload(server.url, clients=12, seconds=6).join()
+            statuses = Overload(server.url, clients=6, seconds=6).join()
             load_end = time.time()
             rows = wait_until(
                 lambda: _query(db, "SELECT name, value FROM series WHERE ts > ? + 1 AND name IN "
@@ -102,7 +98,7 @@ def test_monitor_sees_the_429s_the_load_generator_saw(tmp_path):
     total = sum(statuses.values())
     seen = statuses[429] / total
     stored = {name: value for name, value in rows}
-    assert statuses[429] and statuses[200], statuses  # overloaded, yet serving
+    assert 0.2 < seen < 0.98, statuses  # overloaded, yet serving: a fraction the comparison can miss
     assert abs(stored["rejected_rate"] - seen) <= 0.10, (stored, statuses)
     assert abs(stored["error_rate"] - seen) <= 0.10, (stored, statuses)  # no engine errors here
     assert {"HighRejectionRate", "HighErrorRate"} <= {r for (r,) in fired}

@@ -144,13 +144,20 @@ FIGURES: dict[str, tuple[Source, ...]] = {
 }
 
 
+# Series the embedded monitor writes for every scrape; Prometheus has its own for them.
+SCRAPE_SERIES = {"up": "up", "scrape_duration_s": "scrape_duration_seconds"}
+
+
 def promql(figure: str, window: str, group: tuple[str, ...] = ("instance",)) -> str:
     """The figure as one PromQL expression per `group` (plus the source's own `by` labels), rates
     over `window` (a Prometheus duration such as "1m"); sources joined with `or`, first wins."""
+    if figure in SCRAPE_SERIES:
+        return f"max by ({', '.join(group)}) ({SCRAPE_SERIES[figure]})"
     try:
         sources = FIGURES[figure]
     except KeyError:
-        raise KeyError(f"{figure!r} is not a derived figure; known: {', '.join(FIGURES)}") from None
+        known = ", ".join([*SCRAPE_SERIES, *FIGURES])
+        raise KeyError(f"{figure!r} is not a derived figure; known: {known}") from None
     return " or ".join(f"({_source(s, window, group)})" for s in sources)
 
 
