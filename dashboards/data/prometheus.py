@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -28,6 +29,8 @@ from tollgate.contracts.figures import promql
 TIMEOUT_S = 10.0
 HIDDEN_LABELS = ("instance", "job")  # the target, and the scrape job it came from
 COLUMNS = ["ts", "target", "name", "labels", "value"]
+HISTORY_LOOKBACK_S = 30 * 86400  # the Live page's longest range
+QUERY_THREADS = 4
 
 
 class RemoteError(StoreError):
@@ -77,6 +80,10 @@ def targets(base: str) -> pd.DataFrame:
             _epoch(t.get("lastScrape")),
             t.get("lastError") or None,
         )
+    if not rows:  # no scrape config (e.g. a TSDB of backfilled history): the instances it holds
+        start = time.time() - HISTORY_LOOKBACK_S
+        for instance in _get(base, "/api/v1/label/instance/values", {"start": start}):
+            rows[instance] = (instance, None, None, None)
     return pd.DataFrame(sorted(rows.values()), columns=["target", "up", "last_scrape", "last_error"])
 
 
@@ -100,18 +107,24 @@ def series(
     max_points: int | None,
     window_s: float = 60.0,
 ) -> pd.DataFrame:
-    """Columns ts, target, name, labels, value: one range query per figure."""
+    """Columns ts, target, name, labels, value: one range query per figure, QUERY_THREADS at a time
+    (Prometheus evaluates them in parallel; one after another they add up to the page's wait)."""
     step = step_for(end - start, max_points)
     window = go_duration(max(window_s, step))
     wanted = set(target_list)
-    rows: list[tuple] = []
-    for name in names:
+
+    def fetch(name: str) -> list[tuple]:
         params = {"query": promql(name, window), "start": start, "end": end, "step": step}
+        out = []
         for r in _get(base, "/api/v1/query_range", params)["result"]:
             target = r["metric"].get("instance", "")
             if target in wanted:
                 labels = _labels(r["metric"])
-                rows.extend((float(t), target, name, labels, float(v)) for t, v in r["values"])
+                out.extend((float(t), target, name, labels, float(v)) for t, v in r["values"])
+        return out
+
+    with ThreadPoolExecutor(QUERY_THREADS) as pool:
+        rows = [row for part in pool.map(fetch, names) for row in part]
     out = pd.DataFrame(rows, columns=COLUMNS)
     out[["ts", "value"]] = out[["ts", "value"]].astype(float)
     return out.sort_values(["name", "target", "labels", "ts"], kind="stable").reset_index(drop=True)

@@ -5,6 +5,7 @@ Both give the same frames (dashboards/data/store.py's shapes), so the pages do n
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import pandas as pd
@@ -36,8 +37,11 @@ class Series:
         end: float,
         max_points: int | None,
     ) -> pd.DataFrame:
-        if self.remote:
-            return prometheus.series(self.where, names, targets, start, end, max_points, window_s())
+        if self.remote:  # steps aligned (end rounded up to one) so refreshes within a step hit the cache
+            span = end - start
+            step = prometheus.step_for(span, max_points)
+            end = math.ceil(end / step) * step
+            return prometheus.series(self.where, names, targets, end - span, end, max_points, window_s())
         return store.series(self.where, names, targets, start, end, max_points)
 
     def latest(self, names: tuple[str, ...], targets: tuple[str, ...]) -> pd.DataFrame:
