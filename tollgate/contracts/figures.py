@@ -23,11 +23,15 @@ MIB = 2**20
 
 @dataclass(frozen=True)
 class Sel:
-    """A metric with label matchers: `eq` exact values, `regex` full-match regular expressions."""
+    """A metric with label matchers: `eq` exact values, `regex` full-match regular expressions.
+    `optional=False` says the server always exports it (pre-initialised label values) whenever the
+    source's `when` metric is there, so its PromQL needs no `or 0 * ...` fallback: every fallback is
+    one more full `rate()` over the range, and PromQL evaluates both sides of an `or`."""
 
     metric: str
     eq: tuple[tuple[str, str], ...] = ()
     regex: tuple[tuple[str, str], ...] = ()
+    optional: bool = True
 
     def promql(self, suffix: str = "") -> str:
         parts = [f'{k}="{v}"' for k, v in self.eq] + [f'{k}=~"{v}"' for k, v in self.regex]
@@ -52,8 +56,8 @@ class Source:
         return self.terms[0].metric + ("_bucket" if self.kind == "quantile" else "")
 
 
-def _s(metric: str, **regex: str) -> Sel:
-    return Sel(metric, regex=tuple(sorted(regex.items())))
+def _s(metric: str, optional: bool = True, **regex: str) -> Sel:
+    return Sel(metric, regex=tuple(sorted(regex.items())), optional=optional)
 
 
 def _gauges(*names: str, agg: str = "sum", by: tuple[str, ...] = (), scale: float = 1.0) -> tuple:
@@ -71,9 +75,10 @@ def _quantiles(q: float, *names: str) -> tuple:
 HTTP_GEN = _s(m.HTTP_REQUESTS, handler=m.GENERATION_HANDLERS)
 HTTP_FAILED = _s(m.HTTP_REQUESTS, handler=m.GENERATION_HANDLERS, status=m.FAILED_STATUS)
 HTTP_REFUSED = _s(m.HTTP_REQUESTS, handler=m.GENERATION_HANDLERS, status=m.REFUSED_STATUS)
-ENGINE_FAILED = _s(m.VLLM_REQUEST_SUCCESS, finished_reason=m.FAILED_FINISH_REASONS)
+# vLLM and the reference server create every finished_reason series at start-up.
+ENGINE_FAILED = _s(m.VLLM_REQUEST_SUCCESS, optional=False, finished_reason=m.FAILED_FINISH_REASONS)
 ENGINE_ABORTED = _s(m.VLLM_REQUEST_SUCCESS, finished_reason="abort")  # vLLM answers its errors 500
-REF_ANSWERED = (Sel(m.VLLM_REQUEST_SUCCESS), Sel(m.REQUESTS_REJECTED))
+REF_ANSWERED = (Sel(m.VLLM_REQUEST_SUCCESS, optional=False), Sel(m.REQUESTS_REJECTED))
 VLLM_ANSWERED = (HTTP_GEN,)
 
 # Requests: the reference server counts refusals itself; vLLM (and any instrumented FastAPI server)
@@ -172,7 +177,7 @@ def _source(s: Source, w: str, group: tuple[str, ...]) -> str:
 
         def total(terms: tuple[Sel, ...]) -> str:
             return " + ".join(
-                f"(sum by ({by}) (rate({t.promql()}[{w}])) or {anchor})" if t.promql() != s.present else
+                f"(sum by ({by}) (rate({t.promql()}[{w}])) or {anchor})" if t.optional and t.promql() != s.present else
                 f"sum by ({by}) (rate({t.promql()}[{w}]))"
                 for t in terms
             )  # fmt: skip
