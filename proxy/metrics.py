@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from tollgate.contracts.capture_log import CAPTURE_DROPPED_METRIC
+from tollgate.contracts.server_metrics import CAPTURE_DROPPED, family
 
 TTFT_METRIC = "tollgate_proxy_time_to_first_token_seconds"
 E2E_METRIC = "tollgate_proxy_e2e_request_latency_seconds"
@@ -56,7 +56,7 @@ class ProxyMetrics:
             registry=self.registry,
         )
         self.capture_dropped = Counter(
-            CAPTURE_DROPPED_METRIC,
+            family(CAPTURE_DROPPED),
             "Capture log records dropped because the writer fell behind.",
             registry=self.registry,
         )

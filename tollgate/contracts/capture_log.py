@@ -28,9 +28,6 @@ from tollgate.contracts.sketch import prompt_profile
 
 log = logging.getLogger("tollgate.capture")
 
-# Counter (without the _total suffix, as prometheus-client takes it) of records a full queue dropped.
-CAPTURE_DROPPED_METRIC = "tollgate_capture_dropped_records"
-
 _STOP = object()
 
 
