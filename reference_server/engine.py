@@ -24,6 +24,7 @@ from reference_server.errors import ConfigError
 from reference_server.loader import load_model
 from reference_server.model_runner import ModelRunner, kv_bytes_per_block
 from reference_server.outputs import EngineStats, RequestOutput, RequestTimes
+from reference_server.quant import quantize_model
 from reference_server.sampling import SamplingParams
 from reference_server.scheduler import Scheduler
 from reference_server.sequence import Sequence
@@ -49,6 +50,8 @@ class Engine:
         dtype = config.resolve_dtype(device)
         torch.manual_seed(config.seed)
         self.model, hf_config, model_dir = load_model(config.model, device, dtype, config.seed)
+        if config.quantization is not None:
+            quantize_model(self.model, config.quantization)
         args = self.model.args
         self.tokenizer = load_tokenizer(model_dir, hf_config)
         if isinstance(self.tokenizer, ByteTokenizer) and args.vocab_size < self.tokenizer.vocab_size:

@@ -59,8 +59,7 @@ class ModelRunner:
         self.block_size = block_size
         self.eos_ids = sorted(eos_ids)
         a = model.args
-        param = model.embed.weight
-        self.device, self.dtype = param.device, param.dtype
+        self.device, self.dtype = model.device, model.dtype
         self.num_kv_heads = a.num_kv_heads
         shape = (a.num_layers, num_blocks, a.num_kv_heads, block_size, a.head_dim)
         self.k_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
