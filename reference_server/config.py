@@ -16,7 +16,7 @@ DEFAULT_KV_FRACTION_CUDA = 0.6
 
 @dataclass
 class EngineConfig:
-    model: str = "tiny"  # "tiny" or a path to a local HF checkpoint directory
+    model: str = "tiny"  # a preset (loader.model_names()), a .gguf file or a local HF checkpoint directory
     device: str | None = None  # None -> "cuda" if available else "cpu"
     dtype: str | None = None  # None -> "bfloat16" on cuda, "float32" on cpu
     block_size: int = 16
@@ -30,6 +30,7 @@ class EngineConfig:
     served_model_name: str | None = None  # name reported by the API; default "tiny" or the dir name
     compile_decode: bool = False  # torch.compile the batch-1 decode step (see model_runner.py)
     quantization: str | None = None  # "int8": weight-only int8 linear layers (see quant.py)
+    chat_template: str | None = None  # --chat-template: a jinja file (or the text); None -> the model's own
 
     def resolve_device(self) -> torch.device:
         device = self.device or ("cuda" if torch.cuda.is_available() else "cpu")

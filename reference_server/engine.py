@@ -13,7 +13,6 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -21,14 +20,14 @@ from reference_server.block_manager import BlockManager
 from reference_server.config import DEFAULT_KV_BYTES_CPU, DEFAULT_KV_FRACTION_CUDA, EngineConfig
 from reference_server.detokenizer import IncrementalDetokenizer
 from reference_server.errors import ConfigError
-from reference_server.loader import load_model
+from reference_server.loader import load_model, served_name
 from reference_server.model_runner import ModelRunner, kv_bytes_per_block
 from reference_server.outputs import EngineStats, RequestOutput, RequestTimes
 from reference_server.quant import quantize_model
 from reference_server.sampling import SamplingParams
 from reference_server.scheduler import Scheduler
 from reference_server.sequence import Sequence
-from reference_server.tokenizer import ByteTokenizer, load_tokenizer
+from reference_server.tokenizer import ByteTokenizer, read_chat_template_flag
 
 log = logging.getLogger(__name__)
 __all__ = ["Engine", "EngineStats", "RequestOutput", "RequestTimes"]
@@ -49,20 +48,21 @@ class Engine:
         device = config.resolve_device()
         dtype = config.resolve_dtype(device)
         torch.manual_seed(config.seed)
-        self.model, hf_config, model_dir = load_model(config.model, device, dtype, config.seed)
+        self.model, hf_config, self.tokenizer = load_model(config.model, device, dtype, config.seed)
         if config.quantization is not None:
             quantize_model(self.model, config.quantization)
         args = self.model.args
-        self.tokenizer = load_tokenizer(model_dir, hf_config)
+        if config.chat_template is not None:
+            self.tokenizer.chat_template = read_chat_template_flag(config.chat_template)
+            self.tokenizer.chat_template_source = f"--chat-template {config.chat_template}"
+        log.info("chat template: %s", self.tokenizer.chat_template_source)
         if isinstance(self.tokenizer, ByteTokenizer) and args.vocab_size < self.tokenizer.vocab_size:
             raise ConfigError(
                 f"{config.model}: no tokenizer.json and vocab_size {args.vocab_size} is too small for the "
                 f"byte-level tokenizer ({self.tokenizer.vocab_size}); add the checkpoint's tokenizer.json"
             )
         self.vocab_size = args.vocab_size
-        self.model_name = config.served_model_name or (
-            Path(config.model).name if model_dir is not None else config.model
-        )
+        self.model_name = config.served_model_name or served_name(config.model)
         self.max_model_len = config.max_model_len or args.max_position_embeddings
         if self.max_model_len > args.max_position_embeddings:
             raise ConfigError(

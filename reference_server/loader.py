@@ -1,7 +1,10 @@
-"""Build the model: the built-in presets (seeded random weights) or a local Hugging Face checkpoint.
+"""Build the model and its tokenizer from what --model names: a random-weight preset (seeded), a GGUF
+preset (a trained model shipped in a Python package, e.g. smollm2-135m), a .gguf file, or a local
+Hugging Face checkpoint directory.
 
-Accepted checkpoint architecture: LlamaForCausalLM (config.json + *.safetensors, optional tokenizer.json).
-GPT-2 and other architectures are rejected with a ConfigError; they would need their own model code.
+Accepted checkpoint architecture: LlamaForCausalLM (config.json + *.safetensors, optional tokenizer.json),
+or GGUF files of architecture 'llama' (see gguf_loader.py). GPT-2 and other architectures are rejected
+with a ConfigError; they would need their own model code.
 """
 
 from __future__ import annotations
@@ -13,8 +16,10 @@ from typing import Any
 import torch
 
 from reference_server.errors import ConfigError
+from reference_server.gguf_loader import GGUF_PRESETS, packaged_gguf, read_gguf
 from reference_server.hugepages import move_params_to_hugepages
 from reference_server.model import Linear, LlamaModel, ModelArgs
+from reference_server.tokenizer import HFTokenizer, Tokenizer, load_tokenizer
 
 ACCEPTED_ARCHITECTURES = ("LlamaForCausalLM",)
 
@@ -250,21 +255,43 @@ def _is_linear(name: str) -> bool:
     return name.endswith(".weight") and not name.endswith("norm.weight") and name != "embed.weight"
 
 
+def model_names() -> list[str]:
+    """Every preset --model accepts, random-weight ones first."""
+    return [*PRESETS, *GGUF_PRESETS]
+
+
+def served_name(name: str) -> str:
+    """The model name the API reports by default: the preset, or the file/directory name."""
+    return name if name in PRESETS or name in GGUF_PRESETS else Path(name).name
+
+
 def load_model(
-    name_or_dir: str, device: torch.device, dtype: torch.dtype, seed: int
-) -> tuple[LlamaModel, dict[str, Any], Path | None]:
-    """Return (model, HF config dict, checkpoint dir or None for a preset)."""
-    if name_or_dir in PRESETS:
-        cfg = preset_config(name_or_dir)
-        args = args_from_config(cfg, f"preset {name_or_dir}")
-        return build_model(args, random_state_dict(args, seed), device, dtype, name_or_dir), cfg, None
-    model_dir = Path(name_or_dir)
-    if not model_dir.exists():
-        raise ConfigError(
-            f"--model {name_or_dir}: no such directory; use one of the presets ({', '.join(PRESETS)}) "
-            "or a local Hugging Face checkpoint directory"
+    name: str, device: torch.device, dtype: torch.dtype, seed: int
+) -> tuple[LlamaModel, dict[str, Any], Tokenizer]:
+    """Return (model, HF config dict, tokenizer) for a preset, a .gguf file or a checkpoint directory."""
+    if name in PRESETS:
+        cfg = preset_config(name)
+        args = args_from_config(cfg, f"preset {name}")
+        return (
+            build_model(args, random_state_dict(args, seed), device, dtype, name),
+            cfg,
+            load_tokenizer(None, cfg),
         )
-    cfg, weights = read_checkpoint(model_dir)
-    where = str(model_dir / "config.json")
-    args = args_from_config(cfg, where)
-    return build_model(args, weights, device, dtype, str(model_dir)), cfg, model_dir
+    path = packaged_gguf(name) if name in GGUF_PRESETS else Path(name)
+    if path.suffix == ".gguf" or path.is_file():
+        ckpt = read_gguf(path)
+        args = args_from_config(ckpt.config, str(path))
+        model = build_model(args, ckpt.weights, device, dtype, str(path))
+        tok = HFTokenizer(ckpt.tokenizer, ckpt.tokenizer_config, ckpt.config)
+        if "chat_template" in ckpt.tokenizer_config:
+            tok.chat_template = ckpt.tokenizer_config["chat_template"]
+            tok.chat_template_source = f"{path} (tokenizer.chat_template)"
+        return model, ckpt.config, tok
+    if not path.exists():
+        raise ConfigError(
+            f"--model {name}: no such directory or file; use one of the presets ({', '.join(model_names())}), "
+            "a .gguf file or a local Hugging Face checkpoint directory"
+        )
+    cfg, weights = read_checkpoint(path)
+    args = args_from_config(cfg, str(path / "config.json"))
+    return build_model(args, weights, device, dtype, str(path)), cfg, load_tokenizer(path, cfg)

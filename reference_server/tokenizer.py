@@ -1,7 +1,10 @@
-"""Tokenizers: byte-level for the `tiny` preset, `tokenizers` (tokenizer.json) for checkpoints.
+"""Tokenizers: byte-level for the random-weight presets, `tokenizers` for checkpoints and GGUF files.
 
-Chat prompts use the checkpoint's jinja `chat_template` when tokenizer_config.json has one, otherwise the
-documented simple template: one line `<role>: <content>` per message, then `assistant:`.
+Chat template, first found wins: --chat-template FILE, the checkpoint's `chat_template.jinja` (current
+transformers' layout), `chat_template` in tokenizer_config.json, `tokenizer.chat_template` in GGUF
+metadata. The random-weight presets declare the simple template (one line `<role>: <content>` per
+message, then `assistant:`). A checkpoint with none of these has no template: its chat requests are
+answered 400, as vLLM does, and completions keep working.
 """
 
 from __future__ import annotations
@@ -13,6 +16,16 @@ from typing import Any
 from reference_server.errors import ConfigError
 
 SIMPLE_TEMPLATE = "{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}assistant:"
+NO_TEMPLATE_MESSAGE = (
+    "This model's checkpoint defines no chat template (no chat_template.jinja, no chat_template in "
+    "tokenizer_config.json), so chat messages cannot be turned into a prompt: you must provide a chat "
+    "template if the tokenizer does not define one (restart the server with --chat-template FILE), or "
+    "send the prompt to /v1/completions."
+)
+
+
+class NoChatTemplate(ValueError):
+    """A chat request for a model without a chat template (answered 400 by the server)."""
 
 
 class Tokenizer:
@@ -22,7 +35,8 @@ class Tokenizer:
     bos_token_id: int | None = None
     vocab_size: int = 0
     eos_token_ids: frozenset[int] = frozenset()  # all ids that end generation (Llama 3 has several)
-    chat_template: str = SIMPLE_TEMPLATE
+    chat_template: str | None = SIMPLE_TEMPLATE
+    chat_template_source: str = "the simple built-in template (role: content lines)"
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
         raise NotImplementedError
@@ -36,6 +50,8 @@ class Tokenizer:
     def apply_chat_template(self, messages: list[dict]) -> str:
         import jinja2
 
+        if self.chat_template is None:
+            raise NoChatTemplate(NO_TEMPLATE_MESSAGE)
         env = jinja2.Environment(loader=jinja2.BaseLoader(), keep_trailing_newline=True)
         env.globals["raise_exception"] = _raise_template_error
         template = env.from_string(self.chat_template)
@@ -72,19 +88,11 @@ class ByteTokenizer(Tokenizer):
 
 
 class HFTokenizer(Tokenizer):
-    """A checkpoint's tokenizer.json through the `tokenizers` library (no network, no transformers)."""
+    """A `tokenizers.Tokenizer` (a checkpoint's tokenizer.json or one built from GGUF metadata) with the
+    special tokens of its tokenizer config (no network, no transformers)."""
 
-    def __init__(self, model_dir: Path, model_config: dict[str, Any]) -> None:
-        from tokenizers import Tokenizer as RustTokenizer
-
-        path = model_dir / "tokenizer.json"
-        try:
-            self._tok = RustTokenizer.from_file(str(path))
-        except Exception as exc:  # the library raises a bare Exception on malformed files
-            raise ConfigError(
-                f"{path}: cannot be read by the tokenizers library ({exc}); fix or remove it"
-            ) from exc
-        tok_config = _read_json(model_dir / "tokenizer_config.json")
+    def __init__(self, tok: Any, tok_config: dict[str, Any], model_config: dict[str, Any]) -> None:
+        self._tok = tok
         self.vocab_size = max(
             self._tok.get_vocab_size(with_added_tokens=True), model_config.get("vocab_size", 0)
         )
@@ -93,8 +101,21 @@ class HFTokenizer(Tokenizer):
         eos_list = eos_cfg if isinstance(eos_cfg, list) else [eos_cfg] if eos_cfg is not None else []
         self.eos_token_id = self._special_id(tok_config.get("eos_token"), eos_list[0] if eos_list else None)
         self.eos_token_ids = frozenset(i for i in [self.eos_token_id, *eos_list] if i is not None)
-        if isinstance(tok_config.get("chat_template"), str):
-            self.chat_template = tok_config["chat_template"]
+        self.chat_template = None
+        self.chat_template_source = "none"
+
+    @classmethod
+    def from_dir(cls, model_dir: Path, model_config: dict[str, Any]) -> HFTokenizer:
+        from tokenizers import Tokenizer as RustTokenizer
+
+        path = model_dir / "tokenizer.json"
+        try:
+            tok = RustTokenizer.from_file(str(path))
+        except Exception as exc:  # the library raises a bare Exception on malformed files
+            raise ConfigError(
+                f"{path}: cannot be read by the tokenizers library ({exc}); fix or remove it"
+            ) from exc
+        return cls(tok, _read_json(model_dir / "tokenizer_config.json"), model_config)
 
     def _special_id(self, token: Any, fallback: int | None) -> int | None:
         if isinstance(token, dict):
@@ -123,7 +144,45 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 
 def load_tokenizer(model_dir: Path | None, model_config: dict[str, Any]) -> Tokenizer:
-    """Byte-level for the tiny preset or a checkpoint without tokenizer.json, else the checkpoint's own."""
-    if model_dir is not None and (model_dir / "tokenizer.json").exists():
-        return HFTokenizer(model_dir, model_config)
-    return ByteTokenizer()
+    """Byte-level for the presets or a checkpoint without tokenizer.json, else the checkpoint's own;
+    the chat template is the checkpoint's (see the module docstring), None when it has none."""
+    if model_dir is None:
+        return ByteTokenizer()
+    tok: Tokenizer = (
+        HFTokenizer.from_dir(model_dir, model_config)
+        if (model_dir / "tokenizer.json").exists()
+        else ByteTokenizer()
+    )
+    tok.chat_template, tok.chat_template_source = checkpoint_chat_template(model_dir)
+    return tok
+
+
+def checkpoint_chat_template(model_dir: Path) -> tuple[str | None, str]:
+    """(template, where it came from) of a checkpoint directory; (None, "none") without one."""
+    jinja = model_dir / "chat_template.jinja"
+    if jinja.is_file():
+        return jinja.read_text(), str(jinja)
+    config_path = model_dir / "tokenizer_config.json"
+    template = _read_json(config_path).get("chat_template")
+    if isinstance(template, str):
+        return template, f"{config_path} (chat_template)"
+    if isinstance(template, list):  # [{"name": "default", "template": ...}, ...] as transformers allows
+        named = {t.get("name"): t.get("template") for t in template if isinstance(t, dict)}
+        if isinstance(named.get("default"), str):
+            return named["default"], f"{config_path} (chat_template 'default')"
+    return None, "none"
+
+
+def read_chat_template_flag(value: str) -> str:
+    """--chat-template: a file path or, as vLLM allows, the template text itself."""
+    path = Path(value)
+    if path.is_file():
+        try:
+            return path.read_text()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"--chat-template {value}: cannot be read ({exc})") from exc
+    if any(c in value for c in "{}\n"):
+        return value
+    raise ConfigError(
+        f"--chat-template {value}: no such file; give a jinja template file (or the template text itself)"
+    )

@@ -14,6 +14,7 @@ from tollgate import __version__
 
 COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("reference_server.cli", "run the reference inference server (OpenAI API, /metrics)"),
+    "export": ("reference_server.export", "write a model (GGUF or preset) as a Hugging Face checkpoint dir"),
     "load": ("loadgen.cli", "run a Locust load test against an OpenAI-compatible server"),
     "gate": ("loadgen.gate_cli", "pass or fail a run against SLOs and a baseline run"),
     "sweep": ("loadgen.sweep_cli", "step the load to find the highest rate that meets the SLO"),

@@ -13,6 +13,7 @@ from reference_server.sampling import SamplingParams
 from reference_server.server.errors import APIError
 from reference_server.server.protocol import ChatCompletionRequest, CompletionRequest, message_text
 from reference_server.server.responses import Job
+from reference_server.tokenizer import NoChatTemplate
 from tollgate.contracts.sketch import text_of_messages
 
 
@@ -150,6 +151,8 @@ def prepare_chat(req: ChatCompletionRequest, engine: Any) -> Job:
     messages = [{"role": m.role, "content": message_text(m)} for m in req.messages]
     try:
         rendered = engine.tokenizer.apply_chat_template(messages)
+    except NoChatTemplate as exc:
+        raise _bad(str(exc), "messages") from exc
     except Exception as exc:  # a checkpoint's jinja template may reject a conversation shape
         raise _bad(f"the chat template could not render these messages: {exc}", "messages") from exc
     # Templates that write the BOS token themselves must not get a second one from the tokenizer.

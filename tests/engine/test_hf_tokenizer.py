@@ -5,8 +5,9 @@ import json
 import pytest
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
 
+from reference_server.errors import ConfigError
 from reference_server.sampling import SamplingParams
-from reference_server.tokenizer import HFTokenizer
+from reference_server.tokenizer import HFTokenizer, NoChatTemplate, load_tokenizer
 
 from .helpers import micro_checkpoint, micro_engine
 
@@ -53,3 +54,27 @@ def test_streamed_text_equals_decoded_tokens(engine):
     tokens = [t for o in outs for t in o.new_token_ids]
     assert len(tokens) == 30
     assert "".join(texts) == engine.tokenizer.decode(tokens)
+
+
+def test_chat_template_jinja_wins_and_a_checkpoint_without_one_has_none(tmp_path):
+    bare = micro_checkpoint(tmp_path / "bare")
+    tok = load_tokenizer(bare, {})
+    assert tok.chat_template is None and tok.chat_template_source == "none"
+    with pytest.raises(NoChatTemplate, match="--chat-template"):
+        tok.apply_chat_template([{"role": "user", "content": "hi"}])
+    (bare / "tokenizer_config.json").write_text(json.dumps({"chat_template": "old"}))
+    assert load_tokenizer(bare, {}).chat_template == "old"
+    (bare / "chat_template.jinja").write_text(TEMPLATE)
+    tok = load_tokenizer(bare, {})
+    assert tok.chat_template_source == str(bare / "chat_template.jinja")
+    assert tok.apply_chat_template([{"role": "user", "content": "hi"}]) == "[user]hi[assistant]"
+
+
+def test_chat_template_flag_overrides_and_names_a_missing_file(tmp_path):
+    path = micro_checkpoint(tmp_path / "ckpt")
+    (tmp_path / "t.jinja").write_text(TEMPLATE)
+    engine = micro_engine(path, num_kv_blocks=32, chat_template=str(tmp_path / "t.jinja"))
+    assert engine.tokenizer.apply_chat_template([{"role": "user", "content": "x"}]) == "[user]x[assistant]"
+    assert engine.tokenizer.chat_template_source == f"--chat-template {tmp_path / 't.jinja'}"
+    with pytest.raises(ConfigError, match="no such file"):
+        micro_engine(path, num_kv_blocks=32, chat_template=str(tmp_path / "missing.jinja"))

@@ -135,3 +135,29 @@ def test_compile_without_a_cxx_compiler_exits_2_and_says_so(tmp_path):
     )
     assert proc.returncode == 2, proc.stderr[-2000:]
     assert "--compile" in proc.stderr and "C++ compiler" in proc.stderr
+
+
+@pytest.mark.timeout(120)
+def test_checkpoint_without_chat_template_answers_chat_400_until_one_is_given(tmp_path):
+    """As vLLM: no template -> every chat request is a 400 that says how to fix it; completions work;
+    --chat-template FILE fixes it. The start-up log names the template in use."""
+    checkpoint = micro_checkpoint(tmp_path / "micro")
+    chat = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    with ServerHandle(("--model", str(checkpoint)), None).start() as server:
+        refused = httpx.post(server.url + "/v1/chat/completions", json=chat, timeout=30)
+        completion = httpx.post(
+            server.url + "/v1/completions", json={"prompt": "hi", "max_tokens": 2}, timeout=30
+        )
+        log = server.log()
+    assert refused.status_code == 400, refused.text
+    error = refused.json()["error"]
+    assert "no chat template" in error["message"] and "--chat-template" in error["message"]
+    assert error["param"] == "messages"
+    assert completion.status_code == 200 and "chat template: none" in log
+    template = tmp_path / "chat.jinja"
+    template.write_text("{% for m in messages %}{{ m.content }}{% endfor %}")
+    with ServerHandle(("--model", str(checkpoint), "--chat-template", str(template)), None).start() as server:
+        answered = httpx.post(server.url + "/v1/chat/completions", json=chat, timeout=30)
+        log = server.log()
+    assert answered.status_code == 200, answered.text
+    assert f"chat template: --chat-template {template}" in log
