@@ -11,7 +11,11 @@ roofline    engine decode tokens/s at concurrency 1 vs memory bandwidth / weight
             measured right before each decode run; a copy burst (best of 3) is shown for context.
 prefix      time to first token of a 1024-token prompt whose first 960 tokens are cached, vs cold.
 
-    python -m bench server [--quick] [--presets tiny,gpt2-small-size] [--threads N] [--update-readme]
+vllm        the reference server and vLLM CPU side by side over HTTP on the same exported checkpoints
+            (SmolLM2-135M and a 6-layer random Llama), when vLLM's venv exists (bench/vllm_side.py).
+
+    python -m bench server [--quick] [--presets tiny,smollm2-135m] [--threads N] [--update-readme]
+                           [--vllm-python PATH] [--side-by-side auto|only|off]
 """
 
 from __future__ import annotations
@@ -29,11 +33,12 @@ from typing import Any
 
 import torch
 
+from bench import vllm_side
 from bench.common import print_table, write_result
 from reference_server import hugepages
 from reference_server.config import EngineConfig
 from reference_server.engine import Engine, RequestOutput
-from reference_server.loader import export_checkpoint
+from reference_server.export import export_model
 from reference_server.model import Linear
 from reference_server.sampling import SamplingParams
 
@@ -211,6 +216,7 @@ class Plan:
 PLANS = {
     "tiny": Plan([1, 4, 16, 32], reps=3, reps_conc1=9, compiled=True),
     "gpt2-small-size": Plan([1, 16], output_len=32, reps=1, reps_conc1=2),
+    "smollm2-135m": Plan([1, 16], output_len=32, reps=1, reps_conc1=2),
     "llama-1b-size": Plan([1, 4, 16, 32], reps=2),
 }
 
@@ -224,7 +230,7 @@ def bench_preset(preset: str, device: str, plan: Plan) -> dict[str, Any]:
 
     rng = random.Random(0)
     with tempfile.TemporaryDirectory() as tmp:
-        path = export_checkpoint(preset, Path(tmp) / preset)
+        path = export_model(preset, Path(tmp) / preset)
         config = EngineConfig(
             model=str(path), device=device, max_num_seqs=max(plan.concs), num_kv_blocks=1024
         )
@@ -381,9 +387,31 @@ def main(argv: list[str]) -> int:
         "--concurrency", help="comma list, a subset of each preset's plan (e.g. 1); default: the whole plan"
     )
     parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
+    parser.add_argument(
+        "--vllm-python", type=Path, default=vllm_side.DEFAULT_VLLM_PYTHON, help="python of vLLM's venv"
+    )
+    parser.add_argument(
+        "--side-by-side",
+        choices=["auto", "only", "off"],
+        default="auto",
+        help="reference server vs vLLM over HTTP: auto = when --vllm-python exists; only = skip the rest",
+    )
     args = parser.parse_args(argv)
+    if args.side_by_side == "only" or (args.side_by_side == "auto" and args.vllm_python.exists()):
+        if not args.vllm_python.exists():
+            raise SystemExit(
+                f"--vllm-python {args.vllm_python}: missing; build the peer venv (make test-peers)"
+            )
+        peers = vllm_side.side_by_side(args.vllm_python, say)
+        cols = ["checkpoint", "metric", "reference", "vLLM", "ratio", "target"]
+        load = os.getloadavg()[0]
+        title = f"reference server vs vLLM CPU over HTTP (fp32, load avg {load:.1f})"
+        print_table(title, cols, vllm_side.rows(peers))
+        write_result("server_vllm", {"load_avg_1m": load, "results": peers})
+        if args.side_by_side == "only":
+            return 0
     torch.set_num_threads(args.threads)
-    default = "tiny,llama-1b-size" if args.device == "cuda" else "tiny,gpt2-small-size"
+    default = "tiny,llama-1b-size" if args.device == "cuda" else "tiny,gpt2-small-size,smollm2-135m"
     presets = ["tiny"] if args.quick else (args.presets or default).split(",")
     results, rows = [], []
     for preset in presets:

@@ -20,6 +20,7 @@ from reference_server.block_manager import BlockManager
 from reference_server.config import DEFAULT_KV_BYTES_CPU, DEFAULT_KV_FRACTION_CUDA, EngineConfig
 from reference_server.detokenizer import IncrementalDetokenizer
 from reference_server.errors import ConfigError
+from reference_server.heap import release_freed_memory
 from reference_server.loader import load_model, served_name
 from reference_server.model_runner import ModelRunner, kv_bytes_per_block
 from reference_server.outputs import EngineStats, RequestOutput, RequestTimes
@@ -89,6 +90,7 @@ class Engine:
         self._stop = False
         self.step_count = 0
         self.error: BaseException | None = None
+        release_freed_memory()  # after the load and the KV allocation, see heap.py
         if config.compile_decode:
             self._compile_decode()
 

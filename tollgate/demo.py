@@ -1,13 +1,14 @@
 """`tollgate demo`: the whole suite end to end on embedded defaults, in a few minutes.
 
-Starts, as supervised children on free 127.0.0.1 ports: the reference server (tiny preset, capture
-on), a local Slack-compatible receiver, `tollgate drift watch` on the capture log, the monitor
+Starts, as supervised children on free 127.0.0.1 ports: the reference server (the real SmolLM2-135M
+model by default, `--model tiny` for the fast random-weight preset; capture on, with prompt text), a local Slack-compatible receiver, `tollgate drift watch` on the capture log, the monitor
 (scraping the server and the drift watcher, alerting into the receiver) and the dashboard. The drift
 profile comes from the embedded training prompts (tollgate/demo_data). Then three Locust phases
 through `tollgate load`: steady (training-like traffic), shifted (longer prompts on other topics)
 and overload (open loop at several times the capacity measured in the shifted phase). Gates the
 steady run against the shipped SLO file and the overload run against it with the steady run as
 baseline, checks the steady and shifted capture windows for drift, and shows the alerts that fired.
+Before the load, one chat question shows the model's answer (a real one on the real model).
 
 Everything lands in one self-contained folder, <out>/demo/<timestamp>/ (runs/, drift/, monitor.db,
 logs/), which is also the dashboard's data folder. Ctrl-C (or SIGTERM) at any point stops every
@@ -48,6 +49,8 @@ REQUIRED = ("server", "load")
 PHASE_SHARE = {"steady": 0.35, "shifted": 0.30, "overload": 0.35}
 OUTPUT_TOKENS = "8"
 OVERLOAD_FACTOR = 8.0
+DEFAULT_MODEL = "smollm2-135m"
+SAMPLE_QUESTION = "What is the capital of France?"
 
 
 def parse_duration(text: str) -> float:
@@ -69,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("reports"), help="reports root (default reports)")
     p.add_argument("--keep-running", action="store_true", help="leave the services up until Ctrl-C")
     p.add_argument("--no-dashboard", action="store_true", help="do not start the Streamlit dashboard")
+    p.add_argument(
+        "--model",
+        default=DEFAULT_MODEL,
+        help=f"what the reference server runs (default {DEFAULT_MODEL}, a real model; 'tiny' is the fast "
+        "random-weight preset); any `tollgate serve --model` value",
+    )
     return p
 
 
@@ -141,12 +150,33 @@ class Demo:
         port = free_port()
         self.capture = self.folder / "capture.jsonl"
         limits = ("--max-num-seqs", "4", "--max-waiting", "8")  # small, so the overload phase meets 429s
-        argv = tollgate("serve", "--port", str(port), "--capture", str(self.capture), *limits)
+        argv = tollgate(
+            "serve", "--port", str(port), "--model", self.args.model,
+            "--capture", str(self.capture), "--capture-text", *limits,
+        )  # fmt: skip
         child = self.sup.start("server", argv)
         self.server_url = f"http://127.0.0.1:{port}"
         waited = self.sup.wait_http(child, f"{self.server_url}/health", timeout=120)
         self.result.links["server"] = self.server_url
-        return "ok", f"{self.server_url} ready in {waited:.1f}s"
+        return "ok", f"{self.server_url} ({self.args.model}) ready in {waited:.1f}s"
+
+    def sample_answer(self) -> tuple[str, str]:
+        """One chat question before the load, so the report shows what the model says."""
+        import httpx
+
+        body = {
+            "messages": [{"role": "user", "content": SAMPLE_QUESTION}],
+            "max_tokens": 24,
+            "temperature": 0,
+        }
+        try:
+            response = httpx.post(f"{self.server_url}/v1/chat/completions", json=body, timeout=120)
+        except httpx.HTTPError as exc:
+            return "error", f"chat request failed: {exc}"
+        if response.status_code != 200:
+            return "error", f"chat request answered {response.status_code}: {response.text[:200]}"
+        answer = response.json()["choices"][0]["message"]["content"].strip()
+        return "ok", f"{SAMPLE_QUESTION!r} -> {' '.join(answer.split())!r}"
 
     def start_receiver(self) -> tuple[str, str]:
         port = free_port()
@@ -299,6 +329,7 @@ class Demo:
         r.links["logs"] = str(self.sup.log_dir)
         if not self.step("reference server", "server", self.start_server):
             return EXIT_STEP_FAILED
+        self.step("sample answer", "server", self.sample_answer)
         self.step("Slack receiver", "receiver", self.start_receiver)
         have_profile = self.step("drift profile", "drift", self.build_profile)
         if have_profile and "drift" not in self.missing:

@@ -45,7 +45,17 @@ def test_ctrl_c_during_the_demo_leaves_no_orphan(tmp_path, figures):
     promptly, says it is stopping, and not one process it started is left running (Locust included,
     though `tollgate load` starts it in a session of its own)."""
     demo = subprocess.Popen(
-        [sys.executable, "-m", "tollgate", "demo", "--no-dashboard", "--out", str(tmp_path)],
+        [
+            sys.executable,
+            "-m",
+            "tollgate",
+            "demo",
+            "--model",
+            "tiny",
+            "--no-dashboard",
+            "--out",
+            str(tmp_path),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
