@@ -377,7 +377,11 @@ def concs_subset(concs: list[int], flag: str) -> list[int]:
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench server", description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one repetition, tiny preset only")
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="one repetition, tiny preset only; side by side: 6-layer checkpoint, fewer requests",
+    )
     parser.add_argument("--presets", help="default: tiny,gpt2-small-size on CPU; tiny,llama-1b-size on CUDA")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument(
@@ -396,13 +400,22 @@ def main(argv: list[str]) -> int:
         default="auto",
         help="reference server vs vLLM over HTTP: auto = when --vllm-python exists; only = skip the rest",
     )
+    parser.add_argument(
+        "--peer-checkpoints",
+        help=f"comma list of side-by-side checkpoints ({','.join(vllm_side.CHECKPOINTS)}); default: all",
+    )
     args = parser.parse_args(argv)
     if args.side_by_side == "only" or (args.side_by_side == "auto" and args.vllm_python.exists()):
         if not args.vllm_python.exists():
             raise SystemExit(
                 f"--vllm-python {args.vllm_python}: missing; build the peer venv (make test-peers)"
             )
-        peers = vllm_side.side_by_side(args.vllm_python, say)
+        names = args.peer_checkpoints.split(",") if args.peer_checkpoints else None
+        if bad := set(names or ()) - set(vllm_side.CHECKPOINTS):
+            raise SystemExit(
+                f"--peer-checkpoints: unknown {sorted(bad)}; choose from {vllm_side.CHECKPOINTS}"
+            )
+        peers = vllm_side.side_by_side(args.vllm_python, say, quick=args.quick, names=names)
         cols = ["checkpoint", "metric", "reference", "vLLM", "ratio", "target"]
         load = os.getloadavg()[0]
         title = f"reference server vs vLLM CPU over HTTP (fp32, load avg {load:.1f})"
