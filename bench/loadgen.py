@@ -172,7 +172,7 @@ def capacity(out: Path, seconds: float, rates: list[int]) -> dict[str, Any]:
 def peers(out: Path, requests: int) -> dict[str, Any]:
     """Max chunks/s and TTFT/ITL error of Tollgate and each installed peer against one compiled mock
     streaming as fast as it can (5 ms TTFT, 0.1 ms gaps: far beyond any client), 64 streams of 256 tokens."""
-    from bench.peers_loadgen import peer_bin, run_aiperf
+    from bench.peers_loadgen import peer_bin, run_aiperf, run_guidellm
 
     users, tokens, ttft_us, itl_us = 64, 256, 5000, 100
     if build_fast_mock() is None:
@@ -197,8 +197,12 @@ def peers(out: Path, requests: int) -> dict[str, Any]:
             if aiperf
             else {"skipped": "not installed (.peers/aiperf)"}
         )
-        if peer_bin("guidellm") is None:
-            results["guidellm"] = {"skipped": "not installed (.peers/guidellm)"}
+        guidellm = peer_bin("guidellm")
+        results["guidellm"] = (
+            run_guidellm(guidellm, url, users, tokens, requests)
+            if guidellm
+            else {"skipped": "not installed (.peers/guidellm)"}
+        )
     return results
 
 
