@@ -430,7 +430,11 @@ def _interrupt_on_parent_death() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT, 0, 0, 0)
 
 
-def ensure_summary(run_dir: Path, config: dict[str, Any], code: int | None) -> dict[str, Any]:
+def ensure_summary(
+    run_dir: Path, config: dict[str, Any], code: int | None, ended_at: float | None = None
+) -> dict[str, Any]:
+    """summary.json of the run, written from its flushed rows when the generator died without one;
+    the window ends at `ended_at` (default now, the moment the death was seen)."""
     path = run_dir / "summary.json"
     if path.exists():
         return json.loads(path.read_text())
@@ -440,10 +444,15 @@ def ensure_summary(run_dir: Path, config: dict[str, Any], code: int | None) -> d
 
     exited = "killed" if code is None else f"code {code}"
     notes = [f"the load generator exited ({exited}) before writing results"]
-    now = time.time()
+    now = time.time() if ended_at is None else ended_at
     status = "interrupted" if code in (None, 130, -signal.SIGINT) else "failed"
     # the rows it had flushed to requests.partial.jsonl stream back (bounded memory), histograms rebuilt
     return write_run(run_dir, Collector(), config, status, now, now, combine({}), notes, recover=True)
+
+
+RECOVER_QUIET_S = (
+    10.0  # --recover refuses a folder whose rows changed more recently (the generator flushes every 2 s)
+)
 
 
 def _write_run_config(run_dir: Path, config: dict[str, Any]) -> None:
@@ -471,11 +480,22 @@ def recover(run_dir: Path) -> int:
             file=sys.stderr,
         )
         return 2
+    age = time.time() - max(
+        (run_dir / n).stat().st_mtime for n in (PARTIAL_ROWS, RUN_CONFIG) if (run_dir / n).exists()
+    )
+    if age < RECOVER_QUIET_S:  # a live generator appends every 2 s: recovering now would race it
+        print(
+            f"tollgate load: --recover {run_dir}: its rows were written {age:.0f} s ago, so its generator may "
+            f"still be running; stop it, or wait {RECOVER_QUIET_S:.0f} s after it died, then rerun",
+            file=sys.stderr,
+        )
+        return 2
     try:
         config = json.loads((run_dir / RUN_CONFIG).read_text())
     except (OSError, ValueError):  # killed before the config was in place, or an older run folder
         config = {"run_id": run_dir.name, "rate": None, "goodput_slo": {}}
-    summary = ensure_summary(run_dir, config, code=None)
+    # the window ends at the last flush, not now: the generator may have died long ago
+    summary = ensure_summary(run_dir, config, code=None, ended_at=time.time() - age)
     print_summary(summary)
     print(run_dir)
     return 0

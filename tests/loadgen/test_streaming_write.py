@@ -4,6 +4,8 @@ kill during it loses no row."""
 from __future__ import annotations
 
 import json
+import os
+import time
 
 import numpy as np
 import pandas as pd
@@ -190,6 +192,11 @@ def test_recover_rebuilds_a_folder_whose_generator_and_cli_both_died(tmp_path, c
     cli._write_run_config(run_dir, {"run_id": "run-x", "rate": 5.0, "goodput_slo": {}, "api_key": "s3cret"})
     assert "s3cret" not in (run_dir / RUN_CONFIG).read_text()
 
+    assert cli.main(["--recover", str(run_dir)]) == 2  # rows just written: the generator may be alive
+    assert "may still be running" in capsys.readouterr().err
+    old = time.time() - cli.RECOVER_QUIET_S - 1
+    for name in (PARTIAL_ROWS, RUN_CONFIG):
+        os.utime(run_dir / name, (old, old))
     assert cli.main(["--recover", str(run_dir)]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["requests"]["sent"] == 120 and summary["throughput"]["offered_rate_per_s"] == 5.0
