@@ -6,6 +6,12 @@ the browser's drawing is not included). Side by side in the same run:
   cold      downsampling on, cache cleared: the first visit after a restart or a data change
   warm      downsampling on, cache kept: every later visit and each auto-refresh
 The target is every page under 2 s. `--quick` uses a day of samples and a 20,000-request run.
+
+The scale-out path (`--prometheus-only`, and after the pages above when the Debian `prometheus`
+package is installed): the Live page on a week of one reference server's raw 5 s metrics backfilled
+into a real Prometheus (`promtool tsdb create-blocks-from openmetrics`, bench/prometheus_week.py),
+side by side with the same page on an embedded store holding a week of 5 s samples for one target.
+Written to reports/bench/dashboard-prometheus.json.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import statistics
 import time
 from pathlib import Path
@@ -48,8 +55,6 @@ def _dataset(folder: Path, days: float, n_requests: int, n_targets: int) -> tupl
     if marker.exists() and json.loads(marker.read_text()) == spec:
         return folder, 0.0
     if folder.exists():
-        import shutil
-
         shutil.rmtree(folder)
     start = time.perf_counter()
     generate(folder, days, n_requests, n_targets)
@@ -90,6 +95,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--data", type=Path, default=BENCH_DIR / "dashboard-data", help="where the sample data lives"
     )
+    parser.add_argument(
+        "--prometheus-only",
+        action="store_true",
+        help="only the Live page on Prometheus vs the embedded store",
+    )
     args, _ = parser.parse_known_args(argv)  # `python -m bench` passes every benchmark the same flags
     days, n_requests = (1.0, 20_000) if args.quick else (7.0, 100_000)
     from streamlit import logger as streamlit_logger
@@ -98,6 +108,8 @@ def main(argv: list[str]) -> int:
 
     from dashboards.settings import DATA_ENV
 
+    if args.prometheus_only:
+        return prometheus_side_by_side(days, args.repeats, args.data.with_name("dashboard-prometheus"))
     root, gen_s = _dataset(args.data, days, n_requests, 3)
     os.environ[DATA_ENV] = str(root)
     _timed_run("load_tests", {"view": "Compare"}, True, True)  # import plotly/scipy/pyarrow once, untimed
@@ -143,6 +155,79 @@ def main(argv: list[str]) -> int:
             ],  # the 2 cores are shared; busy neighbours slow every column
             "pages": results,
             "all_under_budget": all(r["median_s"]["cold"] < BUDGET_S for r in results.values()),
+        },
+    )
+    print(f"wrote {path}")
+    if shutil.which("prometheus") and shutil.which("promtool"):
+        return prometheus_side_by_side(days, args.repeats, args.data.with_name("dashboard-prometheus"))
+    print("bench dashboard: Prometheus side-by-side skipped (install the Debian `prometheus` package)")
+    return 0
+
+
+LIVE_RANGES = ("1 h", "24 h", "7 d")
+
+
+def prometheus_side_by_side(days: float, repeats: int, folder: Path) -> int:
+    """The Live page cold and warm on Prometheus (a backfilled week) and on the embedded store."""
+    from bench.prometheus_week import WeekOfPrometheus
+    from dashboards.sample_store import write_store
+    from dashboards.settings import DATA_ENV, PROMETHEUS_ENV, WINDOW_ENV
+
+    store_root, store_s = folder / "embedded", 0.0
+    marker = store_root / "spec.json"
+    if not marker.exists() or json.loads(marker.read_text()) != {"days": days}:
+        shutil.rmtree(store_root, ignore_errors=True)
+        start = time.perf_counter()
+        write_store(store_root / "monitor.db", time.time() - 30, days, n_targets=1)
+        store_s = time.perf_counter() - start
+        marker.write_text(json.dumps({"days": days}))
+    os.environ[DATA_ENV], os.environ[WINDOW_ENV] = str(store_root), "60"
+    rows, results = [], {}
+    with WeekOfPrometheus(folder / "prometheus", days) as prom:
+        first = None
+        for span in LIVE_RANGES:
+            timings = {}
+            for mode, url in (("embedded", None), ("prometheus", prom.url)):
+                if url:
+                    os.environ[PROMETHEUS_ENV] = url
+                else:
+                    os.environ.pop(PROMETHEUS_ENV, None)
+                query = {"range": span}
+                if first is None and url:  # the very first query after Prometheus started, uncached
+                    first = _timed_run("live", query, True, True)[0]
+                cold = [_timed_run("live", query, True, True)[0] for _ in range(repeats)]
+                _, at = _timed_run("live", query, True, False)
+                warm = [_timed_run("live", query, True, False, at)[0] for _ in range(repeats)]
+                timings[mode] = {
+                    "cold": statistics.median(cold),
+                    "warm": statistics.median(warm),
+                    "runs": [cold, warm],
+                }
+            os.environ.pop(PROMETHEUS_ENV, None)
+            e, p = timings["embedded"], timings["prometheus"]
+            results[f"live {span}"] = timings
+            rows.append([f"live {span}", f"{e['cold']:.2f}", f"{p['cold']:.2f}", f"{p['cold'] / e['cold']:.1f}x",
+                         f"{e['warm']:.3f}", f"{p['warm']:.3f}", "yes" if p["cold"] < BUDGET_S else "NO"])  # fmt: skip
+        backfill_s, samples = prom.backfill_s, prom.samples
+    print_table(
+        f"Live page s, median of {repeats}: {days:g} d of 5 s samples, 1 target; embedded store vs Prometheus",
+        ["page", "embedded cold", "prometheus cold", "prom/embedded", "embedded warm", "prometheus warm",
+         f"prom cold<{BUDGET_S:g}s"],
+        rows,
+    )  # fmt: skip
+    path = write_result(
+        "dashboard-prometheus",
+        {
+            "days": days,
+            "repeats": repeats,
+            "samples_backfilled": samples,
+            "backfill_s": backfill_s,
+            "embedded_store_generation_s": store_s,
+            "first_query_after_start_s": first,
+            "budget_s": BUDGET_S,
+            "load_avg_1m_at_end": os.getloadavg()[0],
+            "pages": results,
+            "prometheus_under_budget": all(r["prometheus"]["cold"] < BUDGET_S for r in results.values()),
         },
     )
     print(f"wrote {path}")

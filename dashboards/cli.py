@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from dashboards.settings import DATA_ENV
+from dashboards.settings import ALERTMANAGER_ENV, DATA_ENV, PROMETHEUS_ENV, WINDOW_ENV
 
 APP = Path(__file__).with_name("app.py")
+PORTS = {"prometheus": 9090, "alertmanager": 9093}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -32,7 +34,32 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         default=Path("reports"),
         help="folder with runs/, sweeps/, drift/ and monitor.db (default reports)",
     )
+    parser.add_argument(
+        "--prometheus",
+        metavar="URL",
+        default=None,
+        help="read Live, Overview targets and alerts from this Prometheus (e.g. http://127.0.0.1:9090)",
+    )
+    parser.add_argument(
+        "--alertmanager",
+        metavar="URL",
+        default=None,
+        help="read alerts and silences from this Alertmanager's v2 API (e.g. http://127.0.0.1:9093)",
+    )
+    parser.add_argument(
+        "--window",
+        default="1m",
+        help="rate window of the --prometheus queries, as `tollgate monitor --window` (default 1m)",
+    )
     args = parser.parse_args(argv)
+    for flag in ("prometheus", "alertmanager"):
+        url = getattr(args, flag)
+        if url is not None and not re.fullmatch(r"https?://[^/\s]+(/\S*)?", url):
+            parser.error(f"--{flag} {url}: give the base URL, e.g. http://127.0.0.1:{PORTS[flag]}")
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)(s|m|h)", args.window)
+    if not m or float(m.group(1)) <= 0:
+        parser.error(f"--window {args.window}: write a duration such as 30s, 1m or 5m")
+    args.window_s = float(m.group(1)) * {"s": 1, "m": 60, "h": 3600}[m.group(2)]
     if not 1 <= args.port <= 65535:
         parser.error(f"--port {args.port}: choose a port between 1 and 65535")
     if args.data.exists() and not args.data.is_dir():
@@ -66,7 +93,16 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
     env = os.environ | {DATA_ENV: str(data), "STREAMLIT_BROWSER_GATHER_USAGE_STATS": "false"}
-    print(f"tollgate dashboard: http://{args.host}:{args.port} reading {data}", flush=True)
+    env[WINDOW_ENV] = str(args.window_s)
+    sources = [str(data)]
+    for name, key, url in (
+        ("Prometheus", PROMETHEUS_ENV, args.prometheus),
+        ("Alertmanager", ALERTMANAGER_ENV, args.alertmanager),
+    ):
+        if url:
+            env[key] = url.rstrip("/")
+            sources.append(f"{name} {url}")
+    print(f"tollgate dashboard: http://{args.host}:{args.port} reading {', '.join(sources)}", flush=True)
     proc = subprocess.Popen(streamlit_command(args.host, args.port), env=env)
 
     def stop(signum: int, _frame: object) -> None:

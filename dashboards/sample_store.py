@@ -61,6 +61,7 @@ def target_series(t: np.ndarray, idx: int, rng: np.random.Generator) -> dict[tup
         ("scrape_duration_s", "{}"): 0.004 + rng.exponential(0.002, n),
         ("request_rate", "{}"): rate,
         ("error_rate", "{}"): np.clip(0.002 + 0.05 * sat + rng.exponential(0.001, n), 0, 1),
+        ("rejected_rate", "{}"): np.clip(0.04 * sat, 0, 1),
         ("prompt_tokens_per_s", "{}"): rate * 420 * rng.uniform(0.9, 1.1, n),
         ("generation_tokens_per_s", "{}"): rate * 110 * rng.uniform(0.9, 1.1, n),
         ("queue_depth", "{}"): rng.poisson(40 * sat).astype(float),

@@ -18,3 +18,22 @@ def data_dir() -> Path:
 def max_points() -> int | None:
     """Points per line after downsampling, or None when downsampling is off (benchmark baseline)."""
     return None if os.environ.get(DOWNSAMPLE_ENV, "1") == "0" else MAX_POINTS
+
+
+# The scale-out path (`tollgate dashboard --prometheus URL [--alertmanager URL] [--window 1m]`).
+PROMETHEUS_ENV = "TOLLGATE_DASHBOARD_PROMETHEUS"
+ALERTMANAGER_ENV = "TOLLGATE_DASHBOARD_ALERTMANAGER"
+WINDOW_ENV = "TOLLGATE_DASHBOARD_WINDOW_S"
+
+
+def prometheus_url() -> str | None:
+    return os.environ.get(PROMETHEUS_ENV) or None
+
+
+def alertmanager_url() -> str | None:
+    return os.environ.get(ALERTMANAGER_ENV) or None
+
+
+def window_s() -> float:
+    """Rate window of the Prometheus queries, as `tollgate monitor --window` (default 60 s)."""
+    return float(os.environ.get(WINDOW_ENV, "60"))

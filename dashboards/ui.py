@@ -31,6 +31,39 @@ def monitor_store_or_stop(why: str) -> str:
     return str(db)
 
 
+def section(title: str, render, hint: str = "") -> None:
+    """Render one section under its subheader; a source that fails (StoreError) warns, naming it and
+    `hint`, and the other sections still render."""
+    from dashboards.data.store import StoreError
+
+    st.subheader(title)
+    try:
+        render()
+    except StoreError as exc:
+        warn_all([f"{title}: {exc}{'. ' + hint if hint else ''}"])
+
+
+ALERT_COLORS = {"firing": "#d62728", "pending": "#ff7f0e", "resolved": "#7f7f7f", "suppressed": "#7f7f7f"}
+
+
+def alert_timeline(episodes: pd.DataFrame, start: pd.Series, end: pd.Series, key: str) -> None:
+    """One lane per rule and target, a bar per episode (epoch-second `start`/`end`), coloured by state."""
+    import plotly.express as px
+
+    timeline = episodes.assign(
+        start=pd.to_datetime(start, unit="s", utc=True),
+        finish=pd.to_datetime(end, unit="s", utc=True),
+        lane=episodes["rule"] + " · " + episodes["target"],
+    )
+    if timeline.empty:
+        return
+    fig = px.timeline(
+        timeline, x_start="start", x_end="finish", y="lane", color="state", color_discrete_map=ALERT_COLORS
+    )
+    height = 120 + 28 * timeline["lane"].nunique()
+    plot(style(fig, "time (UTC)", "alert rule · target", height=height), key=key)
+
+
 def warn_all(messages: Iterable[str]) -> None:
     for message in messages:
         st.warning(message, icon=":material/warning:")

@@ -36,6 +36,7 @@ from drift.features import CATEGORICAL, NUMERIC, TABLE_SUFFIXES, Features, recor
 from drift.profile import ProfileError, load_profile
 from drift.report import evidently_report, print_table, write_result
 from drift.sequential import SequentialDetector
+from tollgate.contracts import server_metrics as names
 
 
 def add_watch_options(p: argparse.ArgumentParser) -> None:
@@ -107,27 +108,27 @@ class Gauges:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.score = Gauge(
-            "tollgate_drift_score",
+            names.DRIFT_SCORE,
             "drift effect size per feature (latest check)",
             ["feature"],
             registry=self.registry,
         )
         self.p_value = Gauge(
-            "tollgate_drift_p_value",
+            names.DRIFT_P_VALUE,
             "adjusted p-value per feature (latest check)",
             ["feature"],
             registry=self.registry,
         )
         self.detected = Gauge(
-            "tollgate_drift_detected", "1 while a drift alarm stands, else 0", registry=self.registry
+            names.DRIFT_DETECTED, "1 while a drift alarm stands, else 0", registry=self.registry
         )
         self.log_e = Gauge(
-            "tollgate_drift_sequential_log_e",
+            names.DRIFT_SEQUENTIAL_LOG_E,
             "sequential detector statistic (alarm at log ARL)",
             registry=self.registry,
         )
         self.live_rows = Gauge(
-            "tollgate_drift_live_rows", "rows in the latest checked window", registry=self.registry
+            names.DRIFT_LIVE_ROWS, "rows in the latest checked window", registry=self.registry
         )
 
     def update(self, result: dict[str, Any], detected: bool, log_e: float) -> None:

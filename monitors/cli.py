@@ -186,6 +186,12 @@ def _export(argv: list[str]) -> int:
     p.add_argument("--alertmanager", default="127.0.0.1:9093")
     p.add_argument("--slack-url-file", default="/etc/alertmanager/slack_webhook_url")
     p.add_argument("--dashboard-url", default=None)
+    p.add_argument(
+        "--window",
+        type=_duration,
+        default=60.0,
+        help="window of the recorded tollgate:* figures (default 1m)",
+    )
     args = p.parse_args(argv)
     try:
         rules = load_rules(args.rules)
@@ -203,6 +209,7 @@ def _export(argv: list[str]) -> int:
         args.alertmanager,
         args.slack_url_file,
         dashboard_url=args.dashboard_url,
+        window_s=args.window,
     ):
         print(f"wrote {path}")
     print(f"put the Slack webhook URL in {args.slack_url_file} (it is never written into the configs)")

@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 
 from monitors.scrape import Labels, Scrape
 
-MIB = 2**20
-
 
 @dataclass(frozen=True)
 class Matcher:

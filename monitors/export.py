@@ -16,6 +16,8 @@ import yaml
 
 from monitors.rules import TEMPLATE, Rule, Term
 from monitors.scrape import metrics_url
+from tollgate.contracts.figures import FIGURES
+from tollgate.contracts.figures import promql as figure_promql
 
 JOB = "tollgate"
 
@@ -45,6 +47,8 @@ def promql(rule: Rule) -> str:
         expr = f"{rule.agg} by ({by}) ({_selector(t)})"
     elif rule.kind == "rate":
         expr = f"sum by ({by}) (rate({_selector(t)}[{w}]))"
+    elif rule.kind == "figure":
+        expr = f"({figure_promql(t.metric, w)})"
     elif rule.kind == "quantile":
         expr = f"histogram_quantile({rule.q:g}, sum by ({by}, le) (rate({_selector(t, '_bucket')}[{w}])))"
     else:
@@ -71,7 +75,18 @@ def go_template(text: str, rule: Rule) -> str:
     return TEMPLATE.sub(sub, text)
 
 
-def rules_yaml(rules: list[Rule]) -> dict:
+RECORD_PREFIX = "tollgate:"
+
+
+def recording_rules(window_s: float) -> dict:
+    """Every derived figure as a recording rule `tollgate:<figure>` (rates over the monitor's window),
+    so Grafana panels and ad-hoc queries read the same figures the embedded store holds."""
+    w = go_duration(window_s)
+    rules = [{"record": RECORD_PREFIX + name, "expr": figure_promql(name, w)} for name in FIGURES]
+    return {"name": "tollgate-figures", "rules": rules}
+
+
+def rules_yaml(rules: list[Rule], window_s: float = 60.0) -> dict:
     out = []
     for r in rules:
         annotations = {"summary": go_template(r.summary, r), "description": go_template(r.description, r)}
@@ -86,7 +101,7 @@ def rules_yaml(rules: list[Rule]) -> dict:
                 "annotations": {k: v for k, v in annotations.items() if v},
             }
         )
-    return {"groups": [{"name": "tollgate", "rules": out}]}
+    return {"groups": [{"name": "tollgate", "rules": out}, recording_rules(window_s)]}
 
 
 def prometheus_yaml(targets: list[str], interval_s: float, alertmanager: str) -> dict:
@@ -151,11 +166,12 @@ def write_all(
     slack_url_file: str = "/etc/alertmanager/slack_webhook_url",
     repeat_interval_s: float = 4 * 3600,
     dashboard_url: str | None = None,
+    window_s: float = 60.0,
 ) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     files = {
         "prometheus.yml": prometheus_yaml(targets, interval_s, alertmanager),
-        "rules.yml": rules_yaml(rules),
+        "rules.yml": rules_yaml(rules, window_s),
         "alertmanager.yml": alertmanager_yaml(slack_url_file, repeat_interval_s, dashboard_url),
     }
     paths = []

@@ -16,33 +16,35 @@ import psutil
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
+from tollgate.contracts import server_metrics as m
+
 log = logging.getLogger("tollgate.gpu")
 
 LABELS = ["gpu", "UUID", "pci_bus_id", "device", "modelName", "Hostname"]
 FIELDS = {  # dcgm-exporter name: help
-    "DCGM_FI_DEV_GPU_UTIL": "GPU utilization (in %).",
-    "DCGM_FI_DEV_MEM_COPY_UTIL": "Memory utilization (in %).",
-    "DCGM_FI_DEV_FB_USED": "Framebuffer memory used (in MiB).",
-    "DCGM_FI_DEV_FB_FREE": "Framebuffer memory free (in MiB).",
-    "DCGM_FI_DEV_FB_TOTAL": "Framebuffer memory total (in MiB).",
-    "DCGM_FI_DEV_POWER_USAGE": "Power draw (in W).",
-    "DCGM_FI_DEV_GPU_TEMP": "GPU temperature (in C).",
-    "DCGM_FI_DEV_SM_CLOCK": "SM clock frequency (in MHz).",
-    "DCGM_FI_DEV_MEM_CLOCK": "Memory clock frequency (in MHz).",
+    m.DCGM_GPU_UTIL: "GPU utilization (in %).",
+    m.DCGM_MEM_COPY_UTIL: "Memory utilization (in %).",
+    m.DCGM_FB_USED: "Framebuffer memory used (in MiB).",
+    m.DCGM_FB_FREE: "Framebuffer memory free (in MiB).",
+    m.DCGM_FB_TOTAL: "Framebuffer memory total (in MiB).",
+    m.DCGM_POWER: "Power draw (in W).",
+    m.DCGM_TEMP: "GPU temperature (in C).",
+    m.DCGM_SM_CLOCK: "SM clock frequency (in MHz).",
+    m.DCGM_MEM_CLOCK: "Memory clock frequency (in MHz).",
 }
-ENERGY = "DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"
+ENERGY = m.DCGM_ENERGY
 
 
 READERS = {  # dcgm-exporter name: how NVML reads it (nvml module, device handle)
-    "DCGM_FI_DEV_GPU_UTIL": lambda nv, h: nv.nvmlDeviceGetUtilizationRates(h).gpu,
-    "DCGM_FI_DEV_MEM_COPY_UTIL": lambda nv, h: nv.nvmlDeviceGetUtilizationRates(h).memory,
-    "DCGM_FI_DEV_FB_USED": lambda nv, h: nv.nvmlDeviceGetMemoryInfo(h).used / 2**20,
-    "DCGM_FI_DEV_FB_FREE": lambda nv, h: nv.nvmlDeviceGetMemoryInfo(h).free / 2**20,
-    "DCGM_FI_DEV_FB_TOTAL": lambda nv, h: nv.nvmlDeviceGetMemoryInfo(h).total / 2**20,
-    "DCGM_FI_DEV_POWER_USAGE": lambda nv, h: nv.nvmlDeviceGetPowerUsage(h) / 1000.0,
-    "DCGM_FI_DEV_GPU_TEMP": lambda nv, h: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU),
-    "DCGM_FI_DEV_SM_CLOCK": lambda nv, h: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM),
-    "DCGM_FI_DEV_MEM_CLOCK": lambda nv, h: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_MEM),
+    m.DCGM_GPU_UTIL: lambda nv, h: nv.nvmlDeviceGetUtilizationRates(h).gpu,
+    m.DCGM_MEM_COPY_UTIL: lambda nv, h: nv.nvmlDeviceGetUtilizationRates(h).memory,
+    m.DCGM_FB_USED: lambda nv, h: nv.nvmlDeviceGetMemoryInfo(h).used / 2**20,
+    m.DCGM_FB_FREE: lambda nv, h: nv.nvmlDeviceGetMemoryInfo(h).free / 2**20,
+    m.DCGM_FB_TOTAL: lambda nv, h: nv.nvmlDeviceGetMemoryInfo(h).total / 2**20,
+    m.DCGM_POWER: lambda nv, h: nv.nvmlDeviceGetPowerUsage(h) / 1000.0,
+    m.DCGM_TEMP: lambda nv, h: nv.nvmlDeviceGetTemperature(h, nv.NVML_TEMPERATURE_GPU),
+    m.DCGM_SM_CLOCK: lambda nv, h: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_SM),
+    m.DCGM_MEM_CLOCK: lambda nv, h: nv.nvmlDeviceGetClockInfo(h, nv.NVML_CLOCK_MEM),
     ENERGY: lambda nv, h: nv.nvmlDeviceGetTotalEnergyConsumption(h),
 }
 
@@ -109,16 +111,12 @@ class GpuHostCollector:
             yield from (f for f in families.values() if f.samples)
             if energy.samples:
                 yield energy
-        yield GaugeMetricFamily(
-            "tollgate_host_cpu_percent", "Host CPU utilization (in %).", psutil.cpu_percent(None)
-        )
+        yield GaugeMetricFamily(m.HOST_CPU, "Host CPU utilization (in %).", psutil.cpu_percent(None))
         mem = psutil.virtual_memory()
+        yield GaugeMetricFamily(m.HOST_MEM_USED, "Host memory in use (bytes).", mem.total - mem.available)
+        yield GaugeMetricFamily(m.HOST_MEM_TOTAL, "Host memory total (bytes).", mem.total)
         yield GaugeMetricFamily(
-            "tollgate_host_memory_used_bytes", "Host memory in use (bytes).", mem.total - mem.available
-        )
-        yield GaugeMetricFamily("tollgate_host_memory_total_bytes", "Host memory total (bytes).", mem.total)
-        yield GaugeMetricFamily(
-            "tollgate_gpu_available",
+            m.GPU_AVAILABLE,
             "1 when NVML found at least one GPU.",
             1.0 if self.nvml.available else 0.0,
         )
@@ -129,14 +127,10 @@ class GpuHostCollector:
                 cpu, rss = self.process.cpu_percent(None), self.process.memory_info().rss
             except psutil.Error:
                 return
-            g = GaugeMetricFamily(
-                "tollgate_process_cpu_percent", "Watched process CPU (in %).", labels=labels
-            )
+            g = GaugeMetricFamily(m.PROCESS_CPU, "Watched process CPU (in %).", labels=labels)
             g.add_metric(values, cpu)
             yield g
-            g = GaugeMetricFamily(
-                "tollgate_process_resident_memory_bytes", "Watched process RSS.", labels=labels
-            )
+            g = GaugeMetricFamily(m.PROCESS_RSS, "Watched process RSS.", labels=labels)
             g.add_metric(values, rss)
             yield g
 

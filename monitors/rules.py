@@ -2,7 +2,7 @@
 
     rules:
       - name: TTFTP95OverSLO
-        kind: quantile            # gauge | rate | ratio | quantile | up | drift
+        kind: quantile            # gauge | rate | ratio | quantile | up | drift | figure
         metric: vllm:time_to_first_token_seconds
         q: 0.95
         window: 1m
@@ -14,6 +14,8 @@
         summary: "TTFT p95 {{ value }}s on {{ target }} (SLO {{ threshold }}s)"
         runbook_url: https://example.org/runbooks/ttft
 
+`figure` alerts on a derived figure (`metric: error_rate`, any name of tollgate.contracts.figures.FIGURES),
+computed as the monitor stores it for whichever server the target is (vLLM, TGI, the reference server).
 `ratio` takes `numerator` and `denominator` (a term or a list of terms summed: {metric, match, match_re})
 and `of: rate|gauge`; `gauge` takes `agg: max|min|sum|avg`; every kind takes `match`, `match_re` and `by`
 (labels kept apart, e.g. [gpu]). Templates may use {{ value }}, {{ threshold }}, {{ target }} and
@@ -32,9 +34,12 @@ from typing import Any
 import yaml
 
 from monitors.derive import ANY, History, Matcher, gauge, histogram_quantile, rate
+from monitors.figures import figure
 from monitors.scrape import Labels, Scrape
+from tollgate.contracts.figures import FIGURES
+from tollgate.contracts.server_metrics import DRIFT_SCORE
 
-KINDS = ("gauge", "rate", "ratio", "quantile", "up", "drift")
+KINDS = ("gauge", "rate", "ratio", "quantile", "up", "drift", "figure")
 OPS = {
     ">": operator.gt,
     ">=": operator.ge,
@@ -110,6 +115,8 @@ class Rule:
             return rate(window, t.metric, t.match, self.by)
         if self.kind == "quantile":
             return histogram_quantile(self.q, window, t.metric, t.match, self.by)
+        if self.kind == "figure":
+            return figure(window, t.metric) or {}
         num, den = (
             _sum(window, self.terms, self.of, self.by),
             _sum(window, self.denominator, self.of, self.by),
@@ -258,7 +265,11 @@ def _parse_rule(raw: dict, filename: str, i: int) -> Rule:
         if raw.get("of", "rate") not in ("rate", "gauge"):
             raise err("of", "must be 'rate' or 'gauge'")
     elif kind == "drift":
-        rule_terms = (Term(raw.get("metric", "tollgate_drift_score"), _matcher(raw, err, "match")),)
+        rule_terms = (Term(raw.get("metric", DRIFT_SCORE), _matcher(raw, err, "match")),)
+    elif kind == "figure":
+        if raw.get("metric") not in FIGURES:
+            raise err("metric", f"{raw.get('metric')!r} is not a derived figure; one of {', '.join(FIGURES)}")
+        rule_terms = (Term(raw["metric"]),)
     elif kind != "up":
         if not isinstance(raw.get("metric"), str):
             raise err("metric", f"missing; a {kind} rule needs the metric name")

@@ -6,7 +6,7 @@ REFRESH = {"off": None, "5 s": 5, "10 s": 10, "30 s": 30, "1 min": 60}
 PANELS = {
     "Target up": ({"up": "up"}, "scrape ok (1) or failed (0)", 1),
     "Request rate": ({"request_rate": "requests"}, "requests/s", 1),
-    "Error rate": ({"error_rate": "errors"}, "failed requests (%)", 100),
+    "Error rate": ({"error_rate": "failed", "rejected_rate": "refused"}, "requests (%)", 100),
     "Tokens per second": (
         {"prompt_tokens_per_s": "prompt", "generation_tokens_per_s": "generated"},
         "tokens/s",

@@ -9,23 +9,18 @@ import plotly.express as px
 import streamlit as st
 
 from dashboards.data import alerts as alert_data
-from dashboards.data.store import StoreError
-from dashboards.ui import duration, monitor_store_or_stop, plot, style, warn_all, when
+from dashboards.panels import remote_alerts
+from dashboards.settings import alertmanager_url, prometheus_url
+from dashboards.ui import alert_timeline, duration, monitor_store_or_stop, plot, section, style, when
 
 STATUS_COLORS = {"delivered": "#2ca02c", "retrying": "#ff7f0e", "pending": "#1f77b4", "failed": "#d62728"}
 
 st.title("Alerts")
+if prometheus_url():
+    remote_alerts.render(prometheus_url(), alertmanager_url())
+    st.stop()
 path = monitor_store_or_stop("Alert states, silences and notifications are kept there.")
 now = time.time()
-
-
-def _section(title: str, render) -> None:
-    """Render one section; a broken table warns and the other sections still render."""
-    st.subheader(title)
-    try:
-        render()
-    except StoreError as exc:
-        warn_all([f"{title}: {exc}"])
 
 
 def history() -> None:
@@ -64,24 +59,7 @@ def history() -> None:
     st.dataframe(
         table, hide_index=True, column_config={"silenced": st.column_config.CheckboxColumn("silenced")}
     )
-    timeline = shown.assign(
-        start=pd.to_datetime(shown["started"], unit="s", utc=True),
-        finish=pd.to_datetime(shown["resolved_at"].fillna(now), unit="s", utc=True),
-        lane=shown["rule"] + " · " + shown["target"],
-    )
-    if not timeline.empty:
-        fig = px.timeline(
-            timeline,
-            x_start="start",
-            x_end="finish",
-            y="lane",
-            color="state",
-            color_discrete_map={"firing": "#d62728", "pending": "#ff7f0e", "resolved": "#7f7f7f"},
-        )
-        plot(
-            style(fig, "time (UTC)", "alert rule · target", height=120 + 28 * timeline["lane"].nunique()),
-            key="alert_timeline",
-        )
+    alert_timeline(shown, shown["started"], shown["resolved_at"].fillna(now), key="alert_timeline")
 
 
 def silences() -> None:
@@ -154,6 +132,6 @@ def notifications() -> None:
     )
 
 
-_section("History", history)
-_section("Silences", silences)
-_section("Notification delivery", notifications)
+section("History", history)
+section("Silences", silences)
+section("Notification delivery", notifications)

@@ -1,4 +1,4 @@
-"""Live: the monitor store's time series with a time-range picker and auto-refresh."""
+"""Live: the monitor store's (or, with --prometheus, Prometheus') time series with a time-range picker and auto-refresh."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboards.data import store
+from dashboards.data import source, store
 from dashboards.panels.live_specs import GPU_PANELS, PANELS, RANGES, REFRESH
 from dashboards.settings import max_points
 from dashboards.ui import (
@@ -24,14 +24,24 @@ from dashboards.ui import (
 )
 
 st.title("Live")
-path = monitor_store_or_stop("The live series are written by the monitors.")
+src = source.remote()
+if src is None:
+    src = source.Series(monitor_store_or_stop("The live series are written by the monitors."), False)
 try:
-    all_targets = list(store.targets(path)["target"])
+    all_targets = list(src.targets()["target"])
 except store.StoreError as exc:
-    warn_all([f"{exc}. Is `tollgate monitor` writing to it? Check the path given to --data."])
+    hint = (
+        "Is Prometheus running with the config from `tollgate monitor export-prometheus`? Check --prometheus."
+        if src.remote
+        else "Is `tollgate monitor` writing to it? Check the path given to --data."
+    )
+    warn_all([f"{exc}. {hint}"])
     st.stop()
 if not all_targets:
-    empty_state("The monitor store has no samples yet.", "tollgate monitor --help")
+    if src.remote:
+        empty_state(f"{src.label} has no scrape targets.", "tollgate monitor export-prometheus --help")
+    else:
+        empty_state("The monitor store has no samples yet.", "tollgate monitor --help")
     st.stop()
 
 c1, c2, c3 = st.columns([4, 2, 1])
@@ -59,19 +69,24 @@ def live_panels(targets: tuple[str, ...], span: int) -> None:
 
 
 def _panels(targets: tuple[str, ...], span: int) -> None:
-    end = store.data_end(path) or time.time()
+    end = src.data_end() or time.time()
     stale = time.time() - end
     st.caption(
-        f"Newest sample {when(end)} ({ago(end)}); refreshed {when(time.time())}. Lines are averaged into at most {max_points() or 'all'} points."
+        f"Newest sample {when(end)} ({ago(end)}); refreshed {when(time.time())}. Lines are averaged into at most {max_points() or 'all'} points. Source: {src.label}."
     )
     if stale > 300:
         st.info(
-            f"The newest sample is {ago(end)}: showing history up to then. Start `tollgate monitor` for live data."
+            f"The newest sample is {ago(end)}: showing history up to then. "
+            + (
+                "Check that Prometheus is scraping."
+                if src.remote
+                else "Start `tollgate monitor` for live data."
+            )
         )
     names = tuple(n for spec in PANELS.values() for n in spec[0]) + tuple(
         spec[0] for spec in GPU_PANELS.values()
     )
-    data = store.series(path, names, targets, end - span, end, max_points())
+    data = src.series(names, targets, end - span, end, max_points())
     if data.empty:
         st.info(
             f"No samples for {', '.join(targets)} in the last {span_label}. Try a longer time range, "

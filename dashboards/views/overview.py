@@ -8,24 +8,24 @@ import pandas as pd
 import streamlit as st
 
 from dashboards.data import alerts as alert_data
-from dashboards.data import store
+from dashboards.data import prometheus, source, store
 from dashboards.data.drift import drift_signature, load_drift
 from dashboards.data.runs import load_runs, runs_signature
 from dashboards.nav import page
 from dashboards.redact import redact
-from dashboards.settings import data_dir
+from dashboards.settings import alertmanager_url, data_dir
 from dashboards.ui import ago, duration, empty_state, verdict_badge, warn_all, when
 
 TREND_S, TREND_POINTS = 3600, 60  # request-rate sparkline: the last hour, one point a minute
-HEALTH = ("up", "request_rate", "ttft_p95_s", "error_rate", "kv_cache_usage", "gpu_util_pct")
+HEALTH = ("up", "request_rate", "ttft_p95_s", "error_rate", "rejected_rate", "kv_cache_usage", "gpu_util_pct")
 
 root = data_dir()
 db = root / "monitor.db"
 st.title("Overview")
 
 
-def health_table(path: str, targets: pd.DataFrame) -> pd.DataFrame:
-    values = store.latest(path, HEALTH, tuple(targets["target"]))
+def health_table(src: source.Series, targets: pd.DataFrame) -> pd.DataFrame:
+    values = src.latest(HEALTH, tuple(targets["target"]))
     means = (
         values.groupby(["target", "name"])["value"].mean().unstack() if not values.empty else pd.DataFrame()
     )
@@ -37,17 +37,79 @@ def health_table(path: str, targets: pd.DataFrame) -> pd.DataFrame:
     out["last_scrape"] = out["last_scrape"].map(ago)
     out["ttft_p95_s"] *= 1000
     out["error_rate"] *= 100
+    out["rejected_rate"] *= 100
     out["kv_cache_usage"] *= 100
     out["last_error"] = out["last_error"].map(lambda e: redact(e) if isinstance(e, str) else "")
-    end = store.data_end(path) or time.time()
-    trend = store.series(path, ("request_rate",), tuple(targets["target"]), end - TREND_S, end, TREND_POINTS)
+    end = src.data_end() or time.time()
+    trend = src.series(("request_rate",), tuple(targets["target"]), end - TREND_S, end, TREND_POINTS)
     out["trend"] = trend.groupby("target")["value"].apply(lambda v: v.fillna(0).round(3).tolist())
     return out.reset_index()
 
 
+def show_targets(src: source.Series, targets: pd.DataFrame) -> None:
+    st.dataframe(
+        health_table(src, targets),
+        hide_index=True,
+        column_order=["target", "up", "last_scrape", "request_rate", "trend", *HEALTH[2:], "last_error"],
+        column_config={
+            "target": st.column_config.TextColumn("target", width=140),
+            "up": st.column_config.TextColumn("up", width=50),
+            "last_scrape": st.column_config.TextColumn("last scrape", width=85),
+            "request_rate": st.column_config.NumberColumn("req/s", format="%.2f", width=70),
+            "trend": st.column_config.LineChartColumn("req/s, last hour", y_min=0, width=120),
+            "ttft_p95_s": st.column_config.NumberColumn("TTFT p95 (ms)", format="%.0f", width=95),
+            "error_rate": st.column_config.NumberColumn("errors (%)", format="%.2f", width=80),
+            "rejected_rate": st.column_config.NumberColumn("refused (%)", format="%.2f", width=80),
+            "kv_cache_usage": st.column_config.ProgressColumn(
+                "KV cache (%)", format="%.0f%%", min_value=0, max_value=100, width=100
+            ),
+            "gpu_util_pct": st.column_config.ProgressColumn(
+                "GPU util (%)", format="%.0f%%", min_value=0, max_value=100, width=100
+            ),
+            "last_error": st.column_config.TextColumn("last error", width=120),
+        },
+    )
+    st.caption(
+        "GPU util is the mean over the target's GPUs; empty means no GPU series (CPU host or no exporter)."
+    )
+
+
+def remote_firing(prometheus_url: str) -> pd.DataFrame:
+    """Firing alerts in the store's episode shape, from Alertmanager when given, else Prometheus."""
+    am = alertmanager_url()
+    if am:
+        alerts = prometheus.alertmanager_alerts(am)
+        silenced = alerts["state"] == "suppressed"
+    else:
+        alerts = prometheus.prometheus_alerts(prometheus_url)
+        alerts = alerts[alerts["state"] == "firing"]
+        silenced = pd.Series(False, index=alerts.index)
+    return pd.DataFrame(
+        {
+            "rule": alerts["rule"],
+            "target": alerts["target"],
+            "severity": alerts["severity"],
+            "firing_at": alerts["since"],
+            "summary": alerts["summary"],
+            "silenced": silenced,
+        }
+    )
+
+
 st.subheader("Targets")
 firing = pd.DataFrame()
-if not db.exists():
+remote = source.remote()
+if remote is not None:
+    try:
+        targets = remote.targets()
+        if targets.empty:
+            empty_state(f"{remote.label} has no scrape targets.", "tollgate monitor export-prometheus --help")
+        else:
+            show_targets(remote, targets)
+        firing = remote_firing(remote.where)
+    except store.StoreError as exc:
+        warn_all([f"{exc}. Start Prometheus with the config from `tollgate monitor export-prometheus`."])
+elif not db.exists():
     empty_state(
         f"No monitor store at `{db}`.",
         "tollgate monitor --help",
@@ -60,38 +122,7 @@ else:
         if targets.empty:
             empty_state("The monitor store has no targets yet.", "tollgate monitor --help")
         else:
-            st.dataframe(
-                health_table(path, targets),
-                hide_index=True,
-                column_order=[
-                    "target",
-                    "up",
-                    "last_scrape",
-                    "request_rate",
-                    "trend",
-                    *HEALTH[2:],
-                    "last_error",
-                ],
-                column_config={
-                    "target": st.column_config.TextColumn("target", width=140),
-                    "up": st.column_config.TextColumn("up", width=50),
-                    "last_scrape": st.column_config.TextColumn("last scrape", width=85),
-                    "request_rate": st.column_config.NumberColumn("req/s", format="%.2f", width=70),
-                    "trend": st.column_config.LineChartColumn("req/s, last hour", y_min=0, width=120),
-                    "ttft_p95_s": st.column_config.NumberColumn("TTFT p95 (ms)", format="%.0f", width=95),
-                    "error_rate": st.column_config.NumberColumn("errors (%)", format="%.2f", width=80),
-                    "kv_cache_usage": st.column_config.ProgressColumn(
-                        "KV cache (%)", format="%.0f%%", min_value=0, max_value=100, width=100
-                    ),
-                    "gpu_util_pct": st.column_config.ProgressColumn(
-                        "GPU util (%)", format="%.0f%%", min_value=0, max_value=100, width=100
-                    ),
-                    "last_error": st.column_config.TextColumn("last error", width=120),
-                },
-            )
-            st.caption(
-                "GPU util is the mean over the target's GPUs; empty means no GPU series (CPU host or no exporter)."
-            )
+            show_targets(source.local(), targets)
         changes = alert_data.state_changes(path)
         eps = alert_data.episodes(changes, time.time())
         firing = (

@@ -28,6 +28,9 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from tollgate.contracts import server_metrics as sm
+from tollgate.contracts.server_metrics import FINISH_REASONS, REJECT_REASONS, family
+
 # vLLM's boundaries (vllm/v1/metrics/loggers.py).
 VLLM_TTFT_BUCKETS = [0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0,
                      7.5, 10.0, 20.0, 40.0, 80.0, 160.0, 640.0, 2560.0]  # fmt: skip
@@ -43,9 +46,6 @@ E2E_BUCKETS = sorted([0.005, 0.01, 0.025, 0.05, 0.1, 0.2, *VLLM_REQUEST_LATENCY_
 PHASE_BUCKETS = sorted(
     [0.0001, 0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, *VLLM_REQUEST_LATENCY_BUCKETS]
 )
-
-FINISH_REASONS = ("stop", "length", "abort")
-REJECT_REASONS = ("queue_full", "not_ready", "draining", "invalid_request", "unauthorized", "body_too_large")
 
 
 def build_1_2_5_buckets(max_value: int) -> list[int]:
@@ -84,27 +84,23 @@ class _EngineStateCollector(Collector):
         s = self.stats()
         if s is None:
             return
-        yield self._gauge(
-            "vllm:num_requests_running", "Number of requests in model execution batches.", s.num_running
-        )
-        yield self._gauge(
-            "vllm:num_requests_waiting", "Number of requests waiting to be processed.", s.num_waiting
-        )
-        yield self._gauge(
-            "vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage.", s.kv_cache_usage
-        )
+        yield self._gauge(sm.VLLM_RUNNING, "Number of requests in model execution batches.", s.num_running)
+        yield self._gauge(sm.VLLM_WAITING, "Number of requests waiting to be processed.", s.num_waiting)
+        yield self._gauge(sm.VLLM_KV_USAGE, "KV-cache usage. 1 means 100 percent usage.", s.kv_cache_usage)
         yield self._counter(
-            "vllm:prefix_cache_queries",
+            family(sm.VLLM_PREFIX_QUERIES),
             "Prefix cache queries, in terms of number of queried tokens.",
             s.prefix_cache_queries,
         )
         yield self._counter(
-            "vllm:prefix_cache_hits",
+            family(sm.VLLM_PREFIX_HITS),
             "Prefix cache hits, in terms of number of cached tokens.",
             s.prefix_cache_hits,
         )
         yield self._counter(
-            "vllm:num_preemptions", "Cumulative number of preemption from the engine.", s.num_preemptions
+            family(sm.VLLM_PREEMPTIONS),
+            "Cumulative number of preemption from the engine.",
+            s.num_preemptions,
         )
 
 
@@ -125,39 +121,35 @@ class ServerMetrics:
         def histogram(name: str, doc: str, buckets: list[float]) -> Any:
             return Histogram(name, doc, names, buckets=buckets, registry=reg).labels(*values)
 
-        self.prompt_tokens = counter("vllm:prompt_tokens", "Number of prefill tokens processed.").labels(
-            *values
-        )
+        self.prompt_tokens = counter(
+            family(sm.VLLM_PROMPT_TOKENS), "Number of prefill tokens processed."
+        ).labels(*values)
         self.generation_tokens = counter(
-            "vllm:generation_tokens", "Number of generation tokens processed."
+            family(sm.VLLM_GENERATION_TOKENS), "Number of generation tokens processed."
         ).labels(*values)
         self._success = counter(
-            "vllm:request_success", "Count of successfully processed requests.", ("finished_reason",)
+            family(sm.VLLM_REQUEST_SUCCESS),
+            "Count of successfully processed requests.",
+            ("finished_reason",),
         )
         for reason in FINISH_REASONS:
             self._success.labels(*values, reason)
         self._rejected = counter(
-            "tollgate_requests_rejected",
+            family(sm.REQUESTS_REJECTED),
             "Requests answered with an error before reaching the engine, by reason.",
             ("reason",),
         )
         for reason in REJECT_REASONS:
             self._rejected.labels(*values, reason)
         self.capture_dropped = counter(
-            "tollgate_capture_dropped_records", "Capture log records dropped because the writer fell behind."
+            family(sm.CAPTURE_DROPPED), "Capture log records dropped because the writer fell behind."
         ).labels(*values)
 
-        self.ttft = histogram(
-            "vllm:time_to_first_token_seconds", "Histogram of time to first token in seconds.", TTFT_BUCKETS
-        )
-        self.itl = histogram(
-            "vllm:inter_token_latency_seconds", "Histogram of inter-token latency in seconds.", ITL_BUCKETS
-        )
-        self.e2e = histogram(
-            "vllm:e2e_request_latency_seconds", "Histogram of e2e request latency in seconds.", E2E_BUCKETS
-        )
+        self.ttft = histogram(sm.VLLM_TTFT, "Histogram of time to first token in seconds.", TTFT_BUCKETS)
+        self.itl = histogram(sm.VLLM_ITL, "Histogram of inter-token latency in seconds.", ITL_BUCKETS)
+        self.e2e = histogram(sm.VLLM_E2E, "Histogram of e2e request latency in seconds.", E2E_BUCKETS)
         self.queue = histogram(
-            "vllm:request_queue_time_seconds",
+            sm.VLLM_QUEUE_TIME,
             "Histogram of time spent in WAITING phase for request.",
             PHASE_BUCKETS,
         )

@@ -22,6 +22,12 @@ def test_defaults_bind_loopback_without_telemetry():
     [
         (["--port", "0"], "--port 0: choose a port between 1 and 65535"),
         (["--port", "x"], "invalid int value"),
+        (
+            ["--prometheus", "127.0.0.1:9090"],
+            "--prometheus 127.0.0.1:9090: give the base URL, e.g. http://127.0.0.1:9090",
+        ),
+        (["--alertmanager", "am"], "--alertmanager am: give the base URL, e.g. http://127.0.0.1:9093"),
+        (["--window", "1 minute"], "--window 1 minute: write a duration such as 30s, 1m or 5m"),
     ],
 )
 def test_bad_flags_are_usage_errors(argv, message, capsys):
@@ -37,3 +43,10 @@ def test_data_that_is_a_file_is_rejected(tmp_path, capsys):
     with pytest.raises(SystemExit):
         cli.parse_args(["--data", str(path)])
     assert "is a file; give the folder" in capsys.readouterr().err
+
+
+def test_prometheus_flags_parse():
+    args = cli.parse_args(
+        ["--prometheus", "http://p:9090/", "--alertmanager", "http://a:9093", "--window", "30s"]
+    )
+    assert (args.prometheus, args.alertmanager, args.window_s) == ("http://p:9090/", "http://a:9093", 30.0)

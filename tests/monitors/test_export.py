@@ -10,6 +10,8 @@ import pytest
 import yaml
 
 from monitors.cli import main
+from tollgate.contracts import server_metrics as m
+from tollgate.contracts.figures import FIGURES
 
 PROMTOOL, AMTOOL = shutil.which("promtool"), shutil.which("amtool")
 needs_promtool = pytest.mark.skipif(
@@ -45,7 +47,8 @@ def _check(*cmd: str, cwd) -> str:
 @needs_promtool
 def test_promtool_accepts_config_and_rules(exported):
     assert "SUCCESS" in _check(PROMTOOL, "check", "config", "prometheus.yml", cwd=exported)
-    assert "SUCCESS: 9 rules found" in _check(PROMTOOL, "check", "rules", "rules.yml", cwd=exported)
+    rules = 10 + len(FIGURES)  # the default alert rules and one tollgate:<figure> recording rule each
+    assert f"SUCCESS: {rules} rules found" in _check(PROMTOOL, "check", "rules", "rules.yml", cwd=exported)
     jobs = yaml.safe_load((exported / "prometheus.yml").read_text())["scrape_configs"]
     assert [(j["scheme"], j["metrics_path"], j["static_configs"][0]["targets"]) for j in jobs] == [
         ("http", "/metrics", ["127.0.0.1:8000", "127.0.0.1:9400"]),
@@ -76,6 +79,16 @@ def test_generated_rules_fire_in_promtool_unit_test(exported):
         _series("up", "1 1 0x10", job="tollgate", instance="b:8000"),
         _series("DCGM_FI_DEV_FB_USED", "79000x20", gpu="0", job="tollgate", instance="c:9400"),
         _series("DCGM_FI_DEV_FB_FREE", "1000x20", gpu="0", job="tollgate", instance="c:9400"),
+        # the reference server: 10 finished and 30 refused (429) requests a minute
+        _series(m.VLLM_REQUEST_SUCCESS, "0+10x20", finished_reason="stop", job="tollgate", instance="d:8000"),
+        _series(m.VLLM_REQUEST_SUCCESS, "0+0x20", finished_reason="abort", job="tollgate", instance="d:8000"),
+        _series(m.REQUESTS_REJECTED, "0+30x20", reason="queue_full", job="tollgate", instance="d:8000"),
+        # vLLM: 7 answered 2xx, 3 answered 503 by admission control; no abort series yet
+        _series(m.HTTP_REQUESTS, "0+7x20", handler="/v1/completions", status="2xx", instance="e:8000"),
+        _series(m.HTTP_REQUESTS, "0+3x20", handler="/v1/completions", status="5xx", instance="e:8000"),
+        _series(m.HTTP_REQUESTS, "0+50x20", handler="/v1/models", status="2xx", instance="e:8000"),
+        _series(m.VLLM_REQUEST_SUCCESS, "0+7x20", finished_reason="stop", instance="e:8000"),
+        _series(m.VLLM_ADMISSION_REJECTIONS, "0+3x20", reason="max_num_queued_reqs", instance="e:8000"),
     ]
     alerts = [
         {"eval_time": "10m", "alertname": "TTFTP95OverSLO", "exp_alerts": [{
@@ -98,7 +111,9 @@ def test_generated_rules_fire_in_promtool_unit_test(exported):
                 "summary": "GPU 0 memory 0.9875 full on c:9400",
                 "description": "GPU framebuffer nearly full: the next allocation may fail (OOM).",
             }}]},
-        {"eval_time": "10m", "alertname": "HighErrorRate", "exp_alerts": []},
+        {"eval_time": "10m", "alertname": "HighErrorRate", "exp_alerts": [_fails("d:8000", "0.75"), _fails("e:8000", "0.3")]},
+        {"eval_time": "10m", "alertname": "HighRejectionRate", "exp_alerts": [_refused("d:8000", "0.75"), _refused("e:8000", "0.3")]},
+        {"eval_time": "1m", "alertname": "HighErrorRate", "exp_alerts": []},  # `for: 2m` not yet elapsed
     ]  # fmt: skip
     test = {
         "rule_files": ["rules.yml"],
@@ -107,6 +122,24 @@ def test_generated_rules_fire_in_promtool_unit_test(exported):
     }
     (exported / "rules_test.yml").write_text(yaml.safe_dump(test, sort_keys=False))
     assert "SUCCESS" in _check(PROMTOOL, "test", "rules", "rules_test.yml", cwd=exported)
+
+
+ERRORS = "More than 5% of requests were refused (429/503/4xx), answered 5xx, or aborted/failed in the engine over 5 minutes."
+REFUSALS = "More than 10% of requests were refused before reaching the engine (queue full, not ready): the server is over capacity."
+
+
+def _expected(severity: str, instance: str, summary: str, description: str) -> dict:
+    labels = {"severity": severity, "instance": instance}
+    return {"exp_labels": labels, "exp_annotations": {"summary": summary, "description": description}}
+
+
+def _fails(instance: str, value: str) -> dict:
+    return _expected("critical", instance, f"{value} of requests fail on {instance} (threshold 0.05)", ERRORS)
+
+
+def _refused(instance: str, value: str) -> dict:
+    summary = f"{value} of requests refused on {instance} (threshold 0.1)"
+    return _expected("warning", instance, summary, REFUSALS)
 
 
 def test_bad_rules_file_exits_2(tmp_path, capsys):

@@ -39,6 +39,6 @@ def test_prometheus_scrapes_reference_server_with_exported_config(tmp_path, refe
         assert query("vllm:time_to_first_token_seconds_bucket")
         groups = httpx.get(api + "/rules", timeout=5).json()["data"]["groups"]
         rules = {r["name"]: r for r in groups[0]["rules"]}
-        assert len(rules) == 9 and all(r["health"] != "err" for r in rules.values())
+        assert len(rules) == 10 and all(r["health"] != "err" for r in rules.values())
     finally:
         stop(proc)

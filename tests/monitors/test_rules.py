@@ -31,7 +31,7 @@ def test_default_rules_cover_the_llm_serving_alerts():
     names = {r.name for r in load_rules(DEFAULT_RULES)}
     assert names == {
         "TTFTP95OverSLO", "ITLP95OverSLO", "HighErrorRate", "QueueBackingUp", "KVCacheNearFull",
-        "PreemptionsRising", "TargetDown", "GPUMemoryNearFull", "DriftDetected",
+        "PreemptionsRising", "TargetDown", "GPUMemoryNearFull", "DriftDetected", "HighRejectionRate",
     }  # fmt: skip
 
 
@@ -76,6 +76,11 @@ def test_a_good_rule_parses_and_renders(tmp_path):
             "    metric: vllm:time_to_first_token_seconds\n",
             "",
             r"rules\[0\]\.metric: missing; a quantile rule needs",
+        ),
+        (
+            "kind: quantile\n    metric: vllm:time_to_first_token_seconds",
+            "kind: figure\n    metric: errors",
+            r"rules\.yaml:4: rules\[0\]\.metric: 'errors' is not a derived figure; one of .*rejected_rate",
         ),
     ],
 )

@@ -23,8 +23,9 @@ MONITOR_STORE_SCHEMA_VERSION = 1
 SERIES_NAMES = {
     "up": "1 when the last scrape succeeded, else 0",
     "scrape_duration_s": "seconds the scrape took",
-    "request_rate": "finished requests per second",
-    "error_rate": "fraction of finished requests that failed (0..1)",
+    "request_rate": "answered requests per second (finished by the engine or refused)",
+    "error_rate": "fraction of requests that failed (0..1): refused (429, 503, 4xx), 5xx, engine abort/error",
+    "rejected_rate": "fraction of requests the server refused before they reached the engine (0..1)",
     "prompt_tokens_per_s": "prompt tokens per second",
     "generation_tokens_per_s": "generated tokens per second",
     "ttft_p50_s": "time to first token, p50 over the window, seconds",
