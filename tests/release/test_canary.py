@@ -9,6 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -54,6 +55,15 @@ def prometheus(tmp: Path, urls: list[str], port: int) -> list[str]:
     ]
 
 
+def refused_requests(url: str, stop: threading.Event) -> None:
+    """Requests the canary refuses (400 model_not_found, counted as rejected): a client still asking
+    for a model name the new build no longer serves. Two a second while the load runs."""
+    body = {"model": "renamed-away", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    with httpx.Client(timeout=10) as client:
+        while not stop.wait(0.5):
+            assert client.post(url + "/v1/chat/completions", json=body).status_code == 400
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("canary")
@@ -79,8 +89,15 @@ def live(tmp_path_factory):
                 subprocess.Popen([*TOLLGATE, *load, "--url", u], cwd=REPO, **quiet)
                 for u in (base.url, slow.url)
             ]
-            for proc in loads:
-                assert proc.wait(timeout=120) == 0
+            stop = threading.Event()
+            refusals = threading.Thread(target=refused_requests, args=(slow.url, stop), daemon=True)
+            refusals.start()
+            try:
+                for proc in loads:
+                    assert proc.wait(timeout=120) == 0
+            finally:
+                stop.set()
+                refusals.join(10)
         yield base.url, slow.url, store, prom_url
 
 
@@ -111,6 +128,11 @@ def test_slowed_canary_fails_and_an_identical_one_passes(live, tmp_path):
     assert len(high) >= 2 and set(high) <= set(result["failing_metrics"]), _explain(result, store)
     assert not [n for n, r in latency.items() if r["classification"] == "Low"], _explain(result, store)
     assert result["metrics"]["drift_score"]["classification"] == "NoData"  # no drift check ran
+    # the store's error_rate / rejected_rate series: the canary's refusals fail both, critically
+    for name in ("rejected_rate", "error_rate"):
+        r = result["metrics"][name]
+        assert r["critical"] and r["classification"] == "High" and r["median_a"] == 0, _explain(result, store)
+        assert 0 < r["median_b"] <= 1 and name in result["reason"], _explain(result, store)
     assert set(result["metrics"]) == {m.name for m in METRICS}
 
     same = canary(
@@ -174,6 +196,55 @@ def test_webhook_contracts_for_flagger_and_argo_rollouts(live):
         server.wait(timeout=20)
 
 
+class BarrierSource:
+    """Each judgement waits in check_target until a second one is inside too: two calls complete
+    only if the webhook judges them at the same time, off the event loop."""
+
+    def __init__(self) -> None:
+        self.barrier = threading.Barrier(2, timeout=10)
+
+    def check_target(self, target: str) -> str:
+        if target == "b":
+            self.barrier.wait()
+        return target
+
+    def samples(self, target, name, start, end, min_samples):
+        return []
+
+
+def test_two_concurrent_webhook_calls_are_judged_at_once():
+    import uvicorn
+
+    from release.canary_cli import build_parser
+    from release.webhook import create_app
+
+    args = build_parser().parse_args(["--baseline", "b", "--canary", "c", "--window", "1m"])
+    port = free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(args, BarrierSource()), host="127.0.0.1", port=port, log_level="warning")
+    )
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not server.started:
+            assert time.monotonic() < deadline and thread.is_alive(), "webhook server did not start"
+            time.sleep(0.05)
+        hook = {"name": "llm", "namespace": "prod", "phase": "Progressing"}
+        url = f"http://127.0.0.1:{port}"
+        with ThreadPoolExecutor(2) as pool:
+            answers = list(
+                pool.map(
+                    lambda path: httpx.post(url + path, json=hook, timeout=30), ("/flagger", "/analysis")
+                )
+            )
+        assert [a.status_code for a in answers] == [503, 200], [a.text for a in answers]
+        assert [a.json()["verdict"] for a in answers] == ["nodata", "nodata"]
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 class FixedSource:
     """Per-interval values given in the test (the judge's arithmetic, no servers)."""
 
@@ -206,6 +277,11 @@ def test_score_thresholds_critical_errors_and_nodata():
     assert judge(source({"e2e_p95_s"}), "b", "c", 600, Judgement(marginal_score=90))["verdict"] == "fail"
     errors = judge(source(set(), errors=0.2), "b", "c", 600)
     assert errors["verdict"] == "fail" and "critical" in errors["reason"]
+    refusing = source(set())
+    refusing.data[("b", "rejected_rate")] = [0.0] * 8
+    refusing.data[("c", "rejected_rate")] = [0.2 + 0.001 * i for i in range(8)]
+    refused = judge(refusing, "b", "c", 600)  # 7 of 8 metrics pass, but a refusing canary fails
+    assert refused["verdict"] == "fail" and refused["reason"] == "critical metric failed: rejected_rate"
     faster = judge(
         FixedSource({("b", "e2e_p50_s"): base, ("c", "e2e_p50_s"): [v / 2 for v in base]}), "b", "c", 600
     )
@@ -239,5 +315,7 @@ def test_the_same_judgement_from_a_real_prometheus(live):
         assert result["metrics"][name]["classification"] != "NoData", name
     e2e = result["metrics"]["e2e_p50_s"]
     assert e2e["median_b"] > e2e["median_a"] and result["verdict"] == "fail", result["failing_metrics"]
+    for name in ("rejected_rate", "error_rate"):  # the contracts' PromQL for the monitor's figures
+        assert result["metrics"][name]["classification"] == "High", (name, result["metrics"][name])
     unknown = canary("--baseline", base, "--canary", 'job="nope"', *args)
     assert unknown.returncode == 2 and 'no series matching {job="nope"}' in unknown.stderr
