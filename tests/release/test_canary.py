@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -18,7 +17,9 @@ import httpx
 import pytest
 
 from release.canary import METRICS, Judgement, judge
-from tests.release.helpers import front_door
+from release.canary_cli import build_parser, make_source
+from release.webhook import create_app
+from tests.release.helpers import front_door, front_door_out, serving
 from tests.support.servers import ServerHandle, free_port
 from tollgate.contracts.release import CANARY_EXIT
 
@@ -113,15 +114,18 @@ def _explain(result: dict, store: Path) -> str:
     return "\n".join(lines)
 
 
-def canary(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*TOLLGATE, "canary", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+def canary(capsys, *args: str) -> tuple[int, str, str]:
+    """`tollgate canary ARGS` through the front door, in this process: (exit code, stdout, stderr)."""
+    return front_door_out(["canary", *args], capsys)
 
 
-def test_slowed_canary_fails_and_an_identical_one_passes(live, tmp_path):
+def test_slowed_canary_fails_and_an_identical_one_passes(live, tmp_path, capsys):
     base, slow, store, _ = live
-    proc = canary("--baseline", base, "--canary", slow, "--store", str(store), "--window", "5m", "--json")
-    result = json.loads(proc.stdout)
-    assert proc.returncode == CANARY_EXIT["fail"] == 1, _explain(result, store)
+    code, out, _ = canary(
+        capsys, "--baseline", base, "--canary", slow, "--store", str(store), "--window", "5m", "--json"
+    )
+    result = json.loads(out)
+    assert code == CANARY_EXIT["fail"] == 1, _explain(result, store)
     assert result["verdict"] == "fail" and result["score"] < 75
     latency = {n: r for n, r in result["metrics"].items() if n.startswith(("ttft", "itl", "e2e"))}
     high = [n for n, r in latency.items() if r["classification"] == "High" and r["median_b"] > r["median_a"]]
@@ -135,7 +139,8 @@ def test_slowed_canary_fails_and_an_identical_one_passes(live, tmp_path):
         assert 0 < r["median_b"] <= 1 and name in result["reason"], _explain(result, store)
     assert set(result["metrics"]) == {m.name for m in METRICS}
 
-    same = canary(
+    code, out, err = canary(
+        capsys,
         "--baseline",
         base,
         "--canary",
@@ -147,34 +152,17 @@ def test_slowed_canary_fails_and_an_identical_one_passes(live, tmp_path):
         "--out",
         str(tmp_path / "v.json"),
     )
-    assert same.returncode == 0, same.stdout + same.stderr
-    assert json.loads((tmp_path / "v.json").read_text())["verdict"] == "pass" and "pass" in same.stdout
+    assert code == 0, out + err
+    assert json.loads((tmp_path / "v.json").read_text())["verdict"] == "pass" and "pass" in out
 
 
 def test_webhook_contracts_for_flagger_and_argo_rollouts(live):
     base, slow, store, _ = live
-    port = free_port()
-    server = subprocess.Popen(
-        [*TOLLGATE, "canary", "--baseline", base, "--canary", slow, "--store", str(store), "--window", "5m"]
-        + ["--serve", f"127.0.0.1:{port}"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    args = build_parser().parse_args(
+        ["--baseline", base, "--canary", slow, "--store", str(store), "--window", "5m"]
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, (
-                server.stderr.read() if server.poll() else "no start"
-            )
-            time.sleep(0.2)
+    with serving(create_app(args, make_source(args))) as url:
+        assert httpx.get(url + "/health", timeout=5).json() == {"status": "ok"}
         hook = {"name": "llm", "namespace": "prod", "phase": "Progressing", "metadata": {}}
         failing = httpx.post(url + "/flagger", json=hook, timeout=30)
         assert failing.status_code == 412 and failing.json()["verdict"] == "fail"
@@ -191,9 +179,6 @@ def test_webhook_contracts_for_flagger_and_argo_rollouts(live):
         assert argo.status_code == 200 and argo.json()["pass"] is False
         argo_ok = httpx.post(url + "/analysis", json={"canary": base, "window": "5m"}, timeout=30)
         assert argo_ok.status_code == 200 and argo_ok.json()["pass"] is True and argo_ok.json()["score"] >= 95
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=20)
 
 
 class BarrierSource:
@@ -213,36 +198,14 @@ class BarrierSource:
 
 
 def test_two_concurrent_webhook_calls_are_judged_at_once():
-    import uvicorn
-
-    from release.canary_cli import build_parser
-    from release.webhook import create_app
-
     args = build_parser().parse_args(["--baseline", "b", "--canary", "c", "--window", "1m"])
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(args, BarrierSource()), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 10
-        while not server.started:
-            assert time.monotonic() < deadline and thread.is_alive(), "webhook server did not start"
-            time.sleep(0.05)
-        hook = {"name": "llm", "namespace": "prod", "phase": "Progressing"}
-        url = f"http://127.0.0.1:{port}"
-        with ThreadPoolExecutor(2) as pool:
-            answers = list(
-                pool.map(
-                    lambda path: httpx.post(url + path, json=hook, timeout=30), ("/flagger", "/analysis")
-                )
-            )
-        assert [a.status_code for a in answers] == [503, 200], [a.text for a in answers]
-        assert [a.json()["verdict"] for a in answers] == ["nodata", "nodata"]
-    finally:
-        server.should_exit = True
-        thread.join(10)
+    hook = {"name": "llm", "namespace": "prod", "phase": "Progressing"}
+    with serving(create_app(args, BarrierSource())) as url, ThreadPoolExecutor(2) as pool:
+        answers = list(
+            pool.map(lambda path: httpx.post(url + path, json=hook, timeout=30), ("/flagger", "/analysis"))
+        )
+    assert [a.status_code for a in answers] == [503, 200], [a.text for a in answers]
+    assert [a.json()["verdict"] for a in answers] == ["nodata", "nodata"]
 
 
 class FixedSource:
@@ -304,18 +267,20 @@ def test_bad_inputs_exit_2_with_a_clear_message(tmp_path, capsys):
 
 @pytest.mark.prometheus
 @pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (Debian package 'prometheus')")
-def test_the_same_judgement_from_a_real_prometheus(live):
+def test_the_same_judgement_from_a_real_prometheus(live, capsys):
     """The PromQL behind each figure, evaluated by Prometheus itself over the same run."""
     base, slow, _, prom = live
     args = ["--prometheus", prom, "--window", "2m", "--step", "1s", "--rate-window", "4s", "--json"]
-    proc = canary("--baseline", base, "--canary", f'job="llm",instance="{slow.split("//")[1]}"', *args)
-    assert proc.returncode in (0, 1, 3), proc.stderr
-    result = json.loads(proc.stdout)
+    code, out, err = canary(
+        capsys, "--baseline", base, "--canary", f'job="llm",instance="{slow.split("//")[1]}"', *args
+    )
+    assert code in (0, 1, 3), err
+    result = json.loads(out)
     for name in ("ttft_p50_s", "e2e_p50_s", "itl_p50_s", "request_rate", "generation_tokens_per_s"):
         assert result["metrics"][name]["classification"] != "NoData", name
     e2e = result["metrics"]["e2e_p50_s"]
     assert e2e["median_b"] > e2e["median_a"] and result["verdict"] == "fail", result["failing_metrics"]
     for name in ("rejected_rate", "error_rate"):  # the contracts' PromQL for the monitor's figures
         assert result["metrics"][name]["classification"] == "High", (name, result["metrics"][name])
-    unknown = canary("--baseline", base, "--canary", 'job="nope"', *args)
-    assert unknown.returncode == 2 and 'no series matching {job="nope"}' in unknown.stderr
+    code, _, err = canary(capsys, "--baseline", base, "--canary", 'job="nope"', *args)
+    assert code == 2 and 'no series matching {job="nope"}' in err
