@@ -11,9 +11,9 @@ import time
 
 import pytest
 
-from monitors import figures
 from tests.peers.tools import load, names, scrape, summary_brief
 from tests.support.servers import REPO_ROOT
+from tollgate.contracts.figures import FIGURES
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -36,7 +36,7 @@ VLLM_032_NAMES = {
 }  # fmt: skip
 # Figures vLLM's metrics allow (GPU ones come from dcgm-exporter, host and drift ones from Tollgate's).
 VLLM_FIGURES = {
-    "up", "scrape_duration_s", "request_rate", "error_rate", "prompt_tokens_per_s",
+    "up", "scrape_duration_s", "request_rate", "error_rate", "rejected_rate", "prompt_tokens_per_s",
     "generation_tokens_per_s", "queue_depth", "requests_running", "kv_cache_usage", "preemptions_per_s",
     "prefix_cache_hit_rate", "process_cpu_pct", "process_rss_bytes",
     *(f"{h}_p{q}_s" for h in ("ttft", "itl", "e2e") for q in (50, 95, 99)),
@@ -46,14 +46,15 @@ VLLM_FIGURES = {
 def test_vllm_exposes_every_name_the_monitor_reads(vllm):
     present = names(scrape(vllm.url))
     assert present >= VLLM_032_NAMES, sorted(VLLM_032_NAMES - present)
-    read = {**figures.GAUGES, **figures.RATES}
-    for figure, sources in read.items():
-        vllm_names = [n for n in sources if n.startswith("vllm:")]
-        if vllm_names:
-            assert any(n in present for n in vllm_names), f"{figure}: none of {vllm_names} in vLLM 0.32"
-    for figure, sources in figures.HISTOGRAMS.items():
-        vllm_names = [n for n in sources if n.startswith("vllm:")]
-        assert any(n + "_bucket" in present for n in vllm_names), f"{figure}: none of {vllm_names}"
+    # The figure contract (what the monitor and the Prometheus export both read): each figure vLLM's
+    # metrics allow has a source that vLLM selects, and that source's always-exported terms are there.
+    for figure in sorted(VLLM_FIGURES & FIGURES.keys()):
+        chosen = [src for src in FIGURES[figure] if src.present in present]
+        assert chosen, f"{figure}: vLLM 0.32 exposes none of {[src.present for src in FIGURES[figure]]}"
+        src = chosen[0]
+        required = [t.metric for t in (*src.terms, *src.den) if not t.optional]
+        missing = [n for n in required if not ({n, n + "_bucket"} & present)]
+        assert not missing, f"{figure}: its vLLM source reads {missing}, absent from vLLM 0.32"
 
 
 def _bucket_width(vllm_url: str, name: str, seconds: float) -> float:
