@@ -11,9 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadgen.gate import InvalidRun, evaluate, load_run
-from loadgen.report import write_json_atomic
-from loadgen.slo import SLOError, load_slo
 from tollgate.contracts.run_folder import RUN_SCHEMA_VERSION
 
 EXIT_PASS, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
@@ -30,6 +27,11 @@ def main(argv: list[str]) -> int:
         help="gate a run even if the generator was the bottleneck",
     )
     args = parser.parse_args(argv)
+    # imported after parsing: scipy and pandas take ~2 s, `--help` should not wait for them
+    from loadgen.gate import InvalidRun, evaluate, load_run
+    from loadgen.report import write_json_atomic
+    from loadgen.slo import SLOError, load_slo
+
     run_dir = Path(args.run)
     checks: list[dict[str, Any]] = []
     problem, verdict, code, baseline_id = None, "invalid", EXIT_INVALID, None
