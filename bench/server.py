@@ -400,13 +400,22 @@ def main(argv: list[str]) -> int:
         default="auto",
         help="reference server vs vLLM over HTTP: auto = when --vllm-python exists; only = skip the rest",
     )
+    parser.add_argument(
+        "--peer-checkpoints",
+        help=f"comma list of side-by-side checkpoints ({','.join(vllm_side.CHECKPOINTS)}); default: all",
+    )
     args = parser.parse_args(argv)
     if args.side_by_side == "only" or (args.side_by_side == "auto" and args.vllm_python.exists()):
         if not args.vllm_python.exists():
             raise SystemExit(
                 f"--vllm-python {args.vllm_python}: missing; build the peer venv (make test-peers)"
             )
-        peers = vllm_side.side_by_side(args.vllm_python, say, quick=args.quick)
+        names = args.peer_checkpoints.split(",") if args.peer_checkpoints else None
+        if bad := set(names or ()) - set(vllm_side.CHECKPOINTS):
+            raise SystemExit(
+                f"--peer-checkpoints: unknown {sorted(bad)}; choose from {vllm_side.CHECKPOINTS}"
+            )
+        peers = vllm_side.side_by_side(args.vllm_python, say, quick=args.quick, names=names)
         cols = ["checkpoint", "metric", "reference", "vLLM", "ratio", "target"]
         load = os.getloadavg()[0]
         title = f"reference server vs vLLM CPU over HTTP (fp32, load avg {load:.1f})"

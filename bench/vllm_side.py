@@ -36,6 +36,9 @@ REQUESTS = {1: 4, 16: 32, 32: 64}  # per level: two waves at 16 and 32, four seq
 OUTPUT_TOKENS = 64
 PROMPT_WORDS = 100
 MAX_MODEL_LEN = 2048
+# `tollgate serve --threads`: on this 2-core shared host 1 thread ran the 6-layer checkpoint 7x faster
+# over HTTP than the default 2 (37 vs 5 tok/s at concurrency 1, same load; measured); None = default
+REFERENCE_THREADS: int | None = 1
 START_TIMEOUT_S = 600  # vLLM CPU compiles for ~3 minutes before it answers /health
 WORDS = [
     "the",
@@ -99,6 +102,8 @@ def server_command(kind: str, model: Path, port: int, vllm_python: Path) -> tupl
     common = ["--host", "127.0.0.1", "--port", str(port), "--served-model-name", "bench"]
     if kind == "reference":
         argv = [sys.executable, "-m", "tollgate", "serve", "--model", str(model), "--device", "cpu"]
+        if REFERENCE_THREADS is not None:
+            argv += ["--threads", str(REFERENCE_THREADS)]
         return [*argv, "--max-model-len", str(MAX_MODEL_LEN), *common], {"PYTHONPATH": str(REPO)}
     argv = [str(vllm_python), "-m", "vllm.entrypoints.openai.api_server", "--model", str(model)]
     argv += ["--dtype", "float32", "--max-model-len", str(MAX_MODEL_LEN), *common]
@@ -202,9 +207,15 @@ def measure(kind: str, model: Path, vllm_python: Path, log: Path, say: Any) -> d
         stop(proc)
 
 
-def side_by_side(vllm_python: Path, say: Any, quick: bool = False) -> dict[str, Any]:
-    """Both servers on both checkpoints (quick: the 6-layer one, fewer requests, 32 output tokens);
-    {checkpoint: {"reference": ..., "vllm": ...}}."""
+CHECKPOINTS = ("smollm2-135m", "llama-6l-random")
+
+
+def side_by_side(
+    vllm_python: Path, say: Any, quick: bool = False, names: list[str] | None = None
+) -> dict[str, Any]:
+    """Both servers on the named checkpoints (default: both; quick: the 6-layer one) with quick meaning
+    fewer requests and 32 output tokens; {checkpoint: {"reference": ..., "vllm": ...}}."""
+    names = names or (["llama-6l-random"] if quick else list(CHECKPOINTS))
     global OUTPUT_TOKENS, REQUESTS
     if quick:
         OUTPUT_TOKENS, REQUESTS = 32, {1: 2, 16: 16, 32: 32}
@@ -213,7 +224,7 @@ def side_by_side(vllm_python: Path, say: Any, quick: bool = False) -> dict[str, 
     out: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="bench-vllm-") as tmp:
         for name, path in checkpoints(Path(tmp)).items():
-            if quick and name != "llama-6l-random":
+            if name not in names:
                 continue
             out[name] = {}
             for kind in ("reference", "vllm"):

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from loadgen.slo import PERCENTILES, SCALAR_METRICS, SLO, Check
+from loadgen.slo import PERCENTILES, SCALAR_METRICS, SLO, Check, QualitySLO
 from tollgate.contracts.run_folder import validate_summary
 
 SAMPLE_COLUMNS = {"itl_ms": "itl_mean_ms"}  # per-request column used for a metric's baseline test
@@ -179,3 +179,34 @@ def evaluate(run: Run, slo: SLO, baseline: Run | None = None) -> list[dict[str, 
                 result["passed"] = False
         results.append(result)
     return results
+
+
+def quality_checks(result: dict[str, Any], q: QualitySLO | None) -> list[dict[str, Any]]:
+    """Gate rows of a loadgen.quality result: greedy agreement (>= min) and logprob difference (<= max).
+
+    A threshold without a figure fails (e.g. max_logprob_diff when a server returns no logprobs);
+    without a threshold the figure is reported and passes."""
+    q = q or QualitySLO()
+    detail = f"{result['prompts']} prompts x {result['max_tokens']} tokens"
+    rows = []
+    for metric, value, low, high in (
+        ("quality.greedy_agreement", result["greedy_agreement"], q.min_agreement, None),
+        ("quality.mean_logprob_diff", result["mean_logprob_diff"], None, q.max_logprob_diff),
+    ):
+        judged = low is not None or high is not None
+        ok = value is not None and (low is None or value >= low) and (high is None or value <= high)
+        row: dict[str, Any] = {
+            "name": metric,
+            "metric": metric,
+            "percentile": None,
+            "value": value,
+            "max": high,
+            "min": low,
+            "passed": bool(ok or not judged),
+            "slo_line": q.line,
+            "detail": detail,
+        }
+        if value is None:
+            row["reason"] = "a server returned no logprobs"
+        rows.append(row)
+    return rows

@@ -1,11 +1,15 @@
 """`tollgate gate --slo slo.toml RUN [--baseline RUN]`: pass (0), fail (1), invalid run or SLO file (2).
 
 Prints a table of every check and writes RUN/gate.json (tollgate.contracts.run_folder.GATE_FIELDS).
+With --candidate-url and --baseline-url it also compares the two servers' outputs on a fixed prompt
+set (loadgen/quality.py) and gates them on the SLO file's [quality] thresholds; gate.json then
+carries the per-prompt figures under "quality".
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -26,23 +30,42 @@ def main(argv: list[str]) -> int:
         action="store_true",
         help="gate a run even if the generator was the bottleneck",
     )
+    parser.add_argument("--candidate-url", help="quality check: the candidate server (http://host:port)")
+    parser.add_argument("--baseline-url", help="quality check: the baseline server to compare it with")
+    parser.add_argument(
+        "--api-key", default=os.environ.get("TOLLGATE_API_KEY") or None, help="bearer key for both servers"
+    )
     args = parser.parse_args(argv)
+    if bool(args.candidate_url) != bool(args.baseline_url):
+        parser.error("the quality check needs both --candidate-url and --baseline-url")
     # imported after parsing: scipy and pandas take ~2 s, `--help` should not wait for them
-    from loadgen.gate import InvalidRun, evaluate, load_run
+    from loadgen.gate import InvalidRun, evaluate, load_run, quality_checks
+    from loadgen.quality import PROMPTS, QualityError, quality_check, read_prompts
     from loadgen.report import write_json_atomic
     from loadgen.slo import SLOError, load_slo
 
     run_dir = Path(args.run)
     checks: list[dict[str, Any]] = []
-    problem, verdict, code, baseline_id = None, "invalid", EXIT_INVALID, None
+    problem, verdict, code, baseline_id, quality = None, "invalid", EXIT_INVALID, None, None
     try:
         slo = load_slo(args.slo)
+        if slo.quality is not None and not args.candidate_url:
+            raise SLOError(
+                f"{args.slo}:{slo.quality.line}: [quality] needs the servers to compare: "
+                "give --candidate-url URL --baseline-url URL"
+            )
         run = load_run(run_dir, args.allow_client_bound)
         baseline = load_run(args.baseline, args.allow_client_bound) if args.baseline else None
         baseline_id = baseline.summary["run_id"] if baseline else None
         checks = evaluate(run, slo, baseline)
+        if args.candidate_url:
+            q = slo.quality
+            prompts = read_prompts(q.prompts) if q is not None and q.prompts else list(PROMPTS)
+            max_tokens = q.max_tokens if q is not None else 64
+            quality = quality_check(args.candidate_url, args.baseline_url, prompts, max_tokens, args.api_key)
+            checks += quality_checks(quality, q)
         verdict, code = ("pass", EXIT_PASS) if all(c["passed"] for c in checks) else ("fail", EXIT_FAIL)
-    except (SLOError, InvalidRun) as exc:
+    except (SLOError, InvalidRun, QualityError) as exc:
         problem = str(exc)
         print(f"tollgate gate: {problem}", file=sys.stderr)
     if checks:
@@ -58,6 +81,7 @@ def main(argv: list[str]) -> int:
             "created_at": time.time(),
             "slo_file": str(args.slo),
             "problem": problem,
+            "quality": quality,
         }
         write_json_atomic(run_dir / "gate.json", result)
     return code
@@ -74,7 +98,9 @@ def print_table(checks: list[dict[str, Any]], verdict: str) -> None:
         limit = " ".join(f"{op} {v:g}" for op, v in (("<=", c["max"]), (">=", c["min"])) if v is not None)
         base = c.get("baseline") or {}
         significance = ""
-        if "ci" in base:
+        if "detail" in c:
+            significance = c["detail"]
+        elif "ci" in base:
             significance = f"CI [{base['ci'][0]:.3f}, {base['ci'][1]:.3f}]"
         elif "p_value" in base:
             significance = f"p = {base['p_value']:.3g}"

@@ -16,6 +16,12 @@ max = 0.01
 tolerance = 0.10          # relative change allowed before a regression can fail the gate
 confidence = 0.95
 method = "bootstrap"      # or "mannwhitney"
+
+[quality]                 # output quality of --candidate-url vs --baseline-url (loadgen/quality.py)
+min_agreement = 0.95      # mean greedy agreement over the prompt set (1.0 = identical outputs)
+max_logprob_diff = 0.05   # mean |candidate - baseline| logprob of the same tokens, nats
+max_tokens = 64           # greedy tokens per prompt
+prompts = "prompts.txt"   # optional, relative to this file: one prompt per line; default 20 built in
 """
 
 from __future__ import annotations
@@ -43,6 +49,7 @@ GOODPUT_METRICS = (
 )
 CHECK_HEADER = r"\[\[check\]\]"
 BASELINE_HEADER = r"\[baseline\]"
+QUALITY_HEADER = r"\[quality\]"
 ASSIGN = r"\s*="
 
 
@@ -64,6 +71,17 @@ class Check:
 
 
 @dataclass
+class QualitySLO:
+    """Thresholds of the quality check; None = report the figure without judging it."""
+
+    min_agreement: float | None = None
+    max_logprob_diff: float | None = None
+    max_tokens: int = 64
+    prompts: Path | None = None
+    line: int = 1
+
+
+@dataclass
 class SLO:
     path: str
     checks: list[Check] = field(default_factory=list)
@@ -71,6 +89,7 @@ class SLO:
     tolerance: float = 0.10
     confidence: float = 0.95
     method: str = "bootstrap"
+    quality: QualitySLO | None = None  # the [quality] section, when the file has one
 
 
 def _line_of(text: str, pattern: str, occurrence: int = 0) -> int:
@@ -88,11 +107,13 @@ def load_slo(path: str | Path) -> SLO:
     except tomllib.TOMLDecodeError as exc:
         match = re.search(r"line (\d+)", str(exc))
         raise SLOError(f"{path}:{match.group(1) if match else 1}: not valid TOML ({exc})") from None
-    known = {"goodput", "check", "baseline"}
+    known = {"goodput", "check", "baseline", "quality"}
     for key in data:
         if key not in known:
             line = _line_of(text, r"\[*" + re.escape(key))
-            raise SLOError(f"{path}:{line}: unknown section '{key}'; use [goodput], [[check]], [baseline]")
+            raise SLOError(
+                f"{path}:{line}: unknown section '{key}'; use [goodput], [[check]], [baseline], [quality]"
+            )
     slo = SLO(str(path))
     goodput = data.get("goodput", {})
     if not isinstance(goodput, dict):
@@ -127,6 +148,8 @@ def load_slo(path: str | Path) -> SLO:
         raise SLOError(f"{where}: [baseline] confidence must be in [0.5, 1), e.g. 0.95")
     if slo.method not in ("bootstrap", "mannwhitney"):
         raise SLOError(f"{where}: [baseline] method must be 'bootstrap' or 'mannwhitney'")
+    if "quality" in data:
+        slo.quality = _quality(data["quality"], path, _line_of(text, QUALITY_HEADER))
     if not slo.checks:
         raise SLOError(
             f'{path}:1: no [[check]] tables; add at least one, e.g. metric = "ttft_ms", percentile = "p99", max = 500'
@@ -138,14 +161,17 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _check(raw: Any, where: str, line: int) -> Check:
+def _table(raw: Any, where: str, table: str, noun: str, keys: tuple[str, ...]) -> None:
+    """raw must be a TOML table holding only `keys`."""
     if not isinstance(raw, dict):
-        raise SLOError(f"{where}: a [[check]] must be a table")
-    unknown = set(raw) - {"metric", "percentile", "max", "min"}
+        raise SLOError(f"{where}: {table} must be a table")
+    unknown = set(raw) - set(keys)
     if unknown:
-        raise SLOError(
-            f"{where}: unknown key(s) {', '.join(sorted(unknown))}; a check has metric, percentile, max, min"
-        )
+        raise SLOError(f"{where}: unknown key(s) {', '.join(sorted(unknown))}; {noun} has {', '.join(keys)}")
+
+
+def _check(raw: Any, where: str, line: int) -> Check:
+    _table(raw, where, "a [[check]]", "a check", ("metric", "percentile", "max", "min"))
     metric = raw.get("metric")
     if not isinstance(metric, str) or not metric:
         raise SLOError(f'{where}: check needs metric = "ttft_ms" (or error_rate, goodput, throughput.<key>)')
@@ -162,3 +188,31 @@ def _check(raw: Any, where: str, line: int) -> Check:
         if value is not None and not _is_number(value):
             raise SLOError(f"{where}: {key} must be a number, got {value!r}")
     return Check(metric, percentile, bounds["max"], bounds["min"], line)
+
+
+def _quality(raw: Any, path: Path, line: int) -> QualitySLO:
+    where = f"{path}:{line}"
+    _table(
+        raw, where, "[quality]", "[quality]", ("min_agreement", "max_logprob_diff", "max_tokens", "prompts")
+    )
+    q = QualitySLO(line=line)
+    agreement = raw.get("min_agreement")
+    if agreement is not None and (not _is_number(agreement) or not 0 <= agreement <= 1):
+        raise SLOError(f"{where}: [quality] min_agreement must be a number in [0, 1], e.g. 0.95")
+    diff = raw.get("max_logprob_diff")
+    if diff is not None and (not _is_number(diff) or diff < 0):
+        raise SLOError(f"{where}: [quality] max_logprob_diff must be a number >= 0 (nats), e.g. 0.05")
+    tokens = raw.get("max_tokens", q.max_tokens)
+    if not isinstance(tokens, int) or isinstance(tokens, bool) or not 1 <= tokens <= 4096:
+        raise SLOError(f"{where}: [quality] max_tokens must be an integer in 1..4096, e.g. 64")
+    prompts = raw.get("prompts")
+    if prompts is not None:
+        if not isinstance(prompts, str) or not prompts:
+            raise SLOError(f'{where}: [quality] prompts must be a file path, e.g. prompts = "prompts.txt"')
+        q.prompts = (path.parent / prompts) if not Path(prompts).is_absolute() else Path(prompts)
+        if not q.prompts.is_file():
+            raise SLOError(f"{where}: [quality] prompts file {q.prompts} not found")
+    q.min_agreement = None if agreement is None else float(agreement)
+    q.max_logprob_diff = None if diff is None else float(diff)
+    q.max_tokens = tokens
+    return q

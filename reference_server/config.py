@@ -29,6 +29,7 @@ class EngineConfig:
     seed: int = 0
     served_model_name: str | None = None  # name reported by the API; default "tiny" or the dir name
     compile_decode: bool = False  # torch.compile the batch-1 decode step (see model_runner.py)
+    quantization: str | None = None  # "int8": weight-only int8 linear layers (see quant.py)
     chat_template: str | None = None  # --chat-template: a jinja file (or the text); None -> the model's own
     inject_latency_ms: float = 0.0  # test/demo only: extra time per engine step (a deliberately slow build)
 
@@ -57,6 +58,10 @@ class EngineConfig:
             raise ConfigError(
                 f"max_num_batched_tokens={self.max_num_batched_tokens} < max_num_seqs={self.max_num_seqs}: "
                 "every running sequence needs a token per step; raise --max-num-batched-tokens"
+            )
+        if self.quantization not in (None, "int8"):
+            raise ConfigError(
+                f"quantization='{self.quantization}' is unknown; use --quantization int8 or omit it"
             )
         if self.num_kv_blocks is not None and self.kv_cache_bytes is not None:
             raise ConfigError("give the KV budget once: either num_kv_blocks or kv_cache_bytes, not both")

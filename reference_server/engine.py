@@ -24,7 +24,8 @@ from reference_server.heap import release_freed_memory
 from reference_server.loader import load_model, served_name
 from reference_server.model_runner import ModelRunner, kv_bytes_per_block
 from reference_server.outputs import EngineStats, RequestOutput, RequestTimes
-from reference_server.sampling import SamplingParams
+from reference_server.quant import quantize_model
+from reference_server.sampling import SamplingParams, TokenLogprobs
 from reference_server.scheduler import Scheduler
 from reference_server.sequence import Sequence
 from reference_server.tokenizer import ByteTokenizer, read_chat_template_flag
@@ -39,6 +40,7 @@ class _Request:
     on_output: Callable[[RequestOutput], None]
     detok: IncrementalDetokenizer
     times: RequestTimes
+    logprobs: TokenLogprobs | None = None  # of the token being emitted, when the request asked
 
 
 class Engine:
@@ -49,6 +51,8 @@ class Engine:
         dtype = config.resolve_dtype(device)
         torch.manual_seed(config.seed)
         self.model, hf_config, self.tokenizer = load_model(config.model, device, dtype, config.seed)
+        if config.quantization is not None:
+            quantize_model(self.model, config.quantization)
         args = self.model.args
         if config.chat_template is not None:
             self.tokenizer.chat_template = read_chat_template_flag(config.chat_template)
@@ -227,7 +231,7 @@ class Engine:
             time.sleep(self.config.inject_latency_ms / 1000.0)
         now = time.time()
         self.step_count += 1
-        for (seq, n), token in zip(batch, tokens, strict=True):
+        for (seq, n), token, logprobs in zip(batch, tokens, self.runner.logprobs, strict=True):
             seq.num_computed_tokens += n
             req = self._requests[seq.request_id]
             if req.times.first_scheduled is None:
@@ -237,6 +241,7 @@ class Engine:
             if token is None:
                 continue
             seq.token_ids.append(token)
+            req.logprobs = logprobs
             self._on_token(req, token, now)
 
     def _on_token(self, req: _Request, token: int, now: float) -> None:
@@ -282,6 +287,7 @@ class Engine:
             num_output_tokens=req.seq.num_output_tokens,
             times=req.times,
             token_times=at,
+            logprobs=[req.logprobs] if new and req.logprobs is not None else None,
         )
         try:
             req.on_output(out)

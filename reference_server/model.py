@@ -308,14 +308,23 @@ class LlamaModel(nn.Module):
         self.register_buffer("rope_cos", torch.empty(0), persistent=False)
         self.register_buffer("rope_sin", torch.empty(0), persistent=False)
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of activations and the KV cache (the norms'; weights may be quantized)."""
+        return self.norm.weight.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.norm.weight.device
+
     def init_rope(self) -> None:
         """Precompute cos/sin for every position once (float32, as transformers does)."""
-        inv_freq = rope_inv_freq(self.args).to(self.embed.weight.device)
+        inv_freq = rope_inv_freq(self.args).to(self.device)
         pos = torch.arange(self.args.max_position_embeddings, device=inv_freq.device).float()
         freqs = pos.unsqueeze(1) * inv_freq.unsqueeze(0)
         cos, sin = freqs.cos(), freqs.sin()
-        self.rope_cos = torch.cat((cos, cos), dim=-1).to(self.embed.weight.dtype)
-        self.rope_sin = torch.cat((-sin, sin), dim=-1).to(self.embed.weight.dtype)  # sign of rotate_half
+        self.rope_cos = torch.cat((cos, cos), dim=-1).to(self.dtype)
+        self.rope_sin = torch.cat((-sin, sin), dim=-1).to(self.dtype)  # sign of rotate_half
 
     def bind_kv_cache(self, k_cache: torch.Tensor, v_cache: torch.Tensor) -> None:
         """Give each layer its slice of the cache tensors ([layers, blocks, kv_heads, block_size, head_dim])."""

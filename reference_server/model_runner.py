@@ -11,7 +11,7 @@ import torch
 
 from reference_server.kv_mirror import DecodeMirror
 from reference_server.model import AttentionMeta, LlamaModel
-from reference_server.sampling import sample
+from reference_server.sampling import TokenLogprobs, sample, token_logprobs
 from reference_server.sequence import Sequence
 
 
@@ -59,8 +59,7 @@ class ModelRunner:
         self.block_size = block_size
         self.eos_ids = sorted(eos_ids)
         a = model.args
-        param = model.embed.weight
-        self.device, self.dtype = param.device, param.dtype
+        self.device, self.dtype = model.device, model.dtype
         self.num_kv_heads = a.num_kv_heads
         shape = (a.num_layers, num_blocks, a.num_kv_heads, block_size, a.head_dim)
         self.k_cache = torch.zeros(shape, dtype=self.dtype, device=self.device)
@@ -151,7 +150,9 @@ class ModelRunner:
 
     @torch.inference_mode()
     def run(self, batch: list[tuple[Sequence, int]]) -> list[int | None]:
-        """Compute the step; return the sampled token for each sequence that reached its end, else None."""
+        """Compute the step; return the sampled token for each sequence that reached its end, else None.
+        Sequences that asked for logprobs find their token's in `self.logprobs` (same order), else None."""
+        self.logprobs: list[TokenLogprobs | None] = [None] * len(batch)
         compiled = self.decode_one is not None and len(batch) == 1 and batch[0][1] == 1
         input_ids, meta, rows = self.prepare(batch, compiled)
         samplers = [seq for seq, n in batch if seq.num_computed_tokens + n == len(seq)]
@@ -167,7 +168,15 @@ class ModelRunner:
         self._apply_min_tokens(logits, samplers)
         params = [seq.params for seq in samplers]
         gens = [seq.generator or self.generator for seq in samplers]
-        tokens = iter(sample(logits, params, gens))
+        sampled = sample(logits, params, gens)
+        want = [i for i, p in enumerate(params) if p.logprobs is not None]
+        found = {}
+        if want:
+            chosen = [sampled[i] for i in want]
+            lps = token_logprobs(logits[want], chosen, [params[i].logprobs for i in want])
+            found = {id(samplers[i]): lp for i, lp in zip(want, lps, strict=True)}
+        self.logprobs = [found.get(id(seq)) for seq, _ in batch]
+        tokens = iter(sampled)
         return [next(tokens) if seq.num_computed_tokens + n == len(seq) else None for seq, n in batch]
 
     def _apply_min_tokens(self, logits: torch.Tensor, seqs: list[Sequence]) -> None:

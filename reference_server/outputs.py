@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -29,6 +30,7 @@ class RequestOutput:
     num_output_tokens: int
     times: RequestTimes
     token_times: list[float] = field(default_factory=list)  # one stamp per id in new_token_ids
+    logprobs: list[Any] | None = None  # sampling.TokenLogprobs per id in new_token_ids, when asked
 
 
 @dataclass

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import torch
 
+MAX_LOGPROBS = 20  # as vLLM's default --max-logprobs
+
 
 @dataclass
 class SamplingParams:
@@ -18,6 +20,7 @@ class SamplingParams:
     stop_token_ids: list[int] = field(default_factory=list)
     ignore_eos: bool = False
     min_tokens: int = 0
+    logprobs: int | None = None  # also return the chosen token's logprob and this many top ones
 
     def validate(self) -> None:
         """Raise ValueError naming the first bad field."""
@@ -39,6 +42,13 @@ class SamplingParams:
             raise ValueError(f"stop must be a list of non-empty strings, got {self.stop!r}")
         if any(not isinstance(t, int) or t < 0 for t in self.stop_token_ids):
             raise ValueError(f"stop_token_ids must be non-negative integers, got {self.stop_token_ids!r}")
+
+        if self.logprobs is not None and (
+            not isinstance(self.logprobs, int) or not 0 <= self.logprobs <= MAX_LOGPROBS
+        ):
+            raise ValueError(
+                f"logprobs must be an integer between 0 and {MAX_LOGPROBS}, got {self.logprobs!r}"
+            )
 
     @property
     def greedy(self) -> bool:
@@ -87,3 +97,25 @@ def _apply_top_p(logits: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     drop[:, 0] = False
     sorted_logits = sorted_logits.masked_fill(drop, float("-inf"))
     return torch.empty_like(logits).scatter_(1, idx, sorted_logits)
+
+
+@dataclass
+class TokenLogprobs:
+    """Log-probabilities (natural log, of the model's raw distribution, before temperature and
+    truncation, as vLLM reports them) of one sampled token and of the top alternatives."""
+
+    logprob: float
+    top: list[tuple[int, float]]  # (token id, logprob), most likely first
+
+
+def token_logprobs(logits: torch.Tensor, tokens: list[int], top_n: list[int]) -> list[TokenLogprobs]:
+    """TokenLogprobs of row i's sampled tokens[i] with its top_n[i] alternatives ([rows, vocab] logits)."""
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    chosen = logp.gather(1, torch.tensor(tokens, device=logp.device).unsqueeze(1)).squeeze(1).tolist()
+    k = max(top_n)
+    values, ids = logp.topk(k, dim=-1) if k else (logp[:, :0], logp[:, :0].long())
+    values, ids = values.tolist(), ids.tolist()
+    return [
+        TokenLogprobs(chosen[i], list(zip(ids[i][: top_n[i]], values[i][: top_n[i]], strict=True)))
+        for i in range(len(tokens))
+    ]

@@ -24,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from reference_server.server import streaming
 from reference_server.server.errors import APIError
+from reference_server.server.logprobs import completion_logprobs
 from reference_server.server.responses import Job, full_response
 from reference_server.server.state import ServerContext
 from tollgate.contracts.capture_log import capture_record
@@ -142,12 +143,14 @@ async def collect(run: Run, request: Request) -> dict[str, Any]:
     """Non-streamed response; the request is aborted if the client goes away first."""
     texts: list[str] = []
     token_ids: list[int] = []
+    entries: list[Any] = []
 
     async def consume() -> None:
         async with contextlib.aclosing(run.outputs()) as outputs:
             async for out in outputs:
                 texts.append(out.text)
                 token_ids.extend(out.new_token_ids)
+                entries.extend(out.logprobs or [])
 
     work = asyncio.ensure_future(consume())
     watcher = asyncio.ensure_future(_wait_disconnect(request))
@@ -168,7 +171,10 @@ async def collect(run: Run, request: Request) -> dict[str, Any]:
         if not work.done():
             work.cancel()
         run.close()
-    return full_response(run.job, "".join(texts), token_ids, run.finish_reason)
+    logprobs = None
+    if run.job.params.logprobs is not None:
+        logprobs = completion_logprobs(run.ctx.engine.tokenizer, token_ids, entries)[0]
+    return full_response(run.job, "".join(texts), token_ids, run.finish_reason, logprobs)
 
 
 async def _sse_events(run: Run) -> AsyncIterator[bytes]:
@@ -177,14 +183,28 @@ async def _sse_events(run: Run) -> AsyncIterator[bytes]:
     if opening is not None:
         yield opening
     first = True
+    want_logprobs = job.params.logprobs is not None
+    pending_ids: list[int] = []  # tokens whose logprobs wait for the next chunk that is sent
+    pending: list[Any] = []
+    offset = 0
     try:
         async with contextlib.aclosing(run.outputs()) as outputs:
             async for out in outputs:
                 finish = (out.finish_reason or "stop") if out.finished else None
+                if want_logprobs:
+                    pending_ids.extend(out.new_token_ids)
+                    pending.extend(out.logprobs or [])
                 # Tokens whose text is held back (a partial UTF-8 character or a possible stop
                 # string) produce no chunk unless the client asked for token ids.
                 if out.text or finish is not None or (job.return_token_ids and out.new_token_ids):
-                    yield streaming.delta_chunk(job, out.text, list(out.new_token_ids), finish, first)
+                    logprobs = None
+                    if want_logprobs:
+                        tokenizer = run.ctx.engine.tokenizer
+                        logprobs, offset = completion_logprobs(tokenizer, pending_ids, pending, offset)
+                        pending_ids, pending = [], []
+                    yield streaming.delta_chunk(
+                        job, out.text, list(out.new_token_ids), finish, first, logprobs
+                    )
                     first = False
     except ValueError as exc:
         run.finish_reason = "error"

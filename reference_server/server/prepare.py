@@ -36,8 +36,6 @@ def _unsupported(req: CompletionRequest | ChatCompletionRequest) -> None:
     if isinstance(req, CompletionRequest):
         if req.echo:
             raise _bad("echo is not supported by the reference server; send echo=false", "echo")
-        if req.logprobs:
-            raise _bad("logprobs are not supported by the reference server; omit logprobs", "logprobs")
         if req.best_of not in (None, 1):
             raise _bad("best_of other than 1 is not supported; omit best_of", "best_of")
         if req.suffix:
@@ -103,6 +101,7 @@ def _sampling(req: CompletionRequest | ChatCompletionRequest, max_tokens: int) -
         stop_token_ids=list(req.stop_token_ids or []),
         ignore_eos=req.ignore_eos,
         min_tokens=req.min_tokens,
+        logprobs=req.logprobs if isinstance(req, CompletionRequest) else None,
     )
     try:
         params.validate()

@@ -40,7 +40,13 @@ def usage(prompt_tokens: int, completion_tokens: int) -> dict[str, int]:
     }
 
 
-def full_response(job: Job, text: str, token_ids: list[int], finish_reason: str | None) -> dict[str, Any]:
+def full_response(
+    job: Job,
+    text: str,
+    token_ids: list[int],
+    finish_reason: str | None,
+    logprobs: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     if job.chat:
         choice: dict[str, Any] = {
             "index": 0,
@@ -49,7 +55,7 @@ def full_response(job: Job, text: str, token_ids: list[int], finish_reason: str 
             "finish_reason": finish_reason,
         }
     else:
-        choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": finish_reason}
+        choice = {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": finish_reason}
     body: dict[str, Any] = {
         "id": job.response_id,
         "object": "chat.completion" if job.chat else "text_completion",

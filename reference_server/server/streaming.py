@@ -56,13 +56,20 @@ def first_chunk(job: Job) -> bytes | None:
     return sse(body)
 
 
-def delta_chunk(job: Job, text: str, token_ids: list[int], finish_reason: str | None, first: bool) -> bytes:
+def delta_chunk(
+    job: Job,
+    text: str,
+    token_ids: list[int],
+    finish_reason: str | None,
+    first: bool,
+    logprobs: dict[str, Any] | None = None,
+) -> bytes:
     choice: dict[str, Any] = {"index": 0}
     if job.chat:
         choice["delta"] = {"content": text} if text or finish_reason is None else {}
     else:
         choice["text"] = text
-    choice["logprobs"] = None
+    choice["logprobs"] = logprobs
     choice["finish_reason"] = finish_reason
     if job.return_token_ids:
         choice["token_ids"] = token_ids

@@ -1,4 +1,4 @@
-"""Data contracts between Tollgate components (see ARCHITECTURE.md).
+"""Data contracts between Tollgate components (see docs/design/architecture.md).
 
 Light on purpose: standard library and numpy only, so every component (and any
 third-party adapter) can import it without pulling in torch, Locust or Streamlit.
