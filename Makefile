@@ -27,11 +27,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# `make test` = the default tier, then the base-install check (marker `install`: 40-145 s of pip here, so a
+# plain `pytest` leaves it out; INSTALL_TEST=0 skips it).
+INSTALL_TEST ?= 1
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS)
+ifeq ($(INSTALL_TEST),1)
+	$(PY) -m pytest -m install tests/test_base_install.py
+endif
 
 # The base distribution alone in a fresh venv (no extras, no torch): load + gate against the mock, the
-# exit-3 pip line of the server/dashboard commands. ~2 min (pip), so not in the default tier.
+# exit-3 pip line of the server/dashboard commands (also the second step of `make test`).
 test-install: $(STAMP)
 	$(PY) -m pytest -m install tests/test_base_install.py $(PYTEST_ARGS)
 

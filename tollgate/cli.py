@@ -105,6 +105,19 @@ def _usage() -> str:
     return "\n".join(lines)
 
 
+def _check_required(name: str, rest: list[str]) -> int | None:
+    """Exit code when a module the command cannot start without is absent (looked up, not imported)."""
+    if {"-h", "--help"} & set(rest):
+        return None  # the help text needs none of them
+    required = REQUIRED.get(name, ())
+    if name == "demo" and "--no-dashboard" in rest:
+        required = tuple(m for m in required if m != "streamlit")
+    for module in required:
+        if importlib.util.find_spec(module) is None:
+            return _missing_extra(name, ModuleNotFoundError(f"No module named '{module}'", name=module))
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help", "help"):
@@ -118,10 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tollgate: unknown command '{name}'\n\n{_usage()}", file=sys.stderr)
         return 2
     module_name, _ = COMMANDS[name]
-    if not {"-h", "--help"} & set(rest):
-        for required in REQUIRED.get(name, ()):
-            if importlib.util.find_spec(required) is None:
-                return _missing_extra(name, ModuleNotFoundError(name=required)) or EXIT_MISSING_EXTRA
+    code = _check_required(name, rest)
+    if code is not None:
+        return code
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
