@@ -124,3 +124,24 @@ def test_command_of_a_missing_extra_exits_3_with_the_pip_line(base_venv, tmp_pat
     proc = run(base_venv, tmp_path, "tollgate", *argv, timeout=60)
     assert proc.returncode == EXIT_MISSING_EXTRA
     assert pip_line(extra) in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.timeout(900)
+def test_drift_check_runs_on_the_base_install_and_evidently_names_its_extra(base_venv, tmp_path):
+    """drift is a base command (scipy, pandas, pyarrow); only --evidently-report needs the `drift` extra."""
+    from drift.synthetic import capture_log
+
+    for name, seed in (("reference", 1), ("live", 2)):
+        rows = capture_log(400, seed=seed)
+        (tmp_path / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    profile = run(
+        base_venv, tmp_path, "tollgate", "drift", "profile", "reference.jsonl", "-o", "profile.json"
+    )
+    assert profile.returncode == 0, profile.stderr[-3000:]
+    check = ["drift", "check", "--profile", "profile.json", "--live", "live.jsonl", "--out", "drift"]
+    proc = run(base_venv, tmp_path, "tollgate", *check)
+    assert proc.returncode in (0, 1), proc.stderr[-3000:]  # a decision, not bad input
+    assert len(list((tmp_path / "drift").glob("*.json"))) == 1
+    proc = run(base_venv, tmp_path, "tollgate", *check, "--evidently-report", "report.html")
+    assert proc.returncode == EXIT_MISSING_EXTRA and pip_line("drift") in proc.stderr
+    assert "Traceback" not in proc.stderr
