@@ -10,6 +10,8 @@ capacity   SSE chunks/s one generator process sustains (chunk rate stepped up, 6
            --processes 1 and 2 (scaling), and CPU microseconds per chunk.
 memory     RSS of the generator (Locust and its workers) over a long closed-loop run of 1-token
            requests: growth per 100k requests (rows go to disk, histograms are merged).
+finalwrite peak RSS of the final write of 300k rows, streamed in batches vs all rows in one DataFrame
+           (bench/loadgen_finalwrite.py; only with --only=finalwrite).
 open loop  100 req/s Poisson: achieved send rate vs the target and vs the realised schedule
            (target: within 2%); then a 1 s server stall with a 32-user pool: latency from the
            intended send time must include the stall (coordinated omission visible), while
@@ -172,7 +174,7 @@ def capacity(out: Path, seconds: float, rates: list[int]) -> dict[str, Any]:
 def peers(out: Path, requests: int) -> dict[str, Any]:
     """Max chunks/s and TTFT/ITL error of Tollgate and each installed peer against one compiled mock
     streaming as fast as it can (5 ms TTFT, 0.1 ms gaps: far beyond any client), 64 streams of 256 tokens."""
-    from bench.peers_loadgen import peer_bin, run_aiperf
+    from bench.peers_loadgen import peer_bin, run_aiperf, run_guidellm
 
     users, tokens, ttft_us, itl_us = 64, 256, 5000, 100
     if build_fast_mock() is None:
@@ -197,8 +199,12 @@ def peers(out: Path, requests: int) -> dict[str, Any]:
             if aiperf
             else {"skipped": "not installed (.peers/aiperf)"}
         )
-        if peer_bin("guidellm") is None:
-            results["guidellm"] = {"skipped": "not installed (.peers/guidellm)"}
+        guidellm = peer_bin("guidellm")
+        results["guidellm"] = (
+            run_guidellm(guidellm, url, users, tokens, requests)
+            if guidellm
+            else {"skipped": "not installed (.peers/guidellm)"}
+        )
     return results
 
 
@@ -454,6 +460,11 @@ def run_sections(out: Path, only: list[str], quick: bool, seconds: float) -> int
     if "memory" in only:
         results["memory"] = memory(out, 20000 if quick else 100000)
         rows += memory_rows(results["memory"])
+    if "finalwrite" in only:
+        from bench.loadgen_finalwrite import finalwrite, finalwrite_rows
+
+        results["finalwrite"] = finalwrite(out, 60_000 if quick else 300_000)
+        rows += finalwrite_rows(results["finalwrite"])
     print_table(
         "loadgen benchmark, selected sections",
         ["check", "baseline", "measured", "error or ratio", "ok"],

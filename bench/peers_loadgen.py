@@ -89,3 +89,34 @@ def run_aiperf(binary: Path, url: str, users: int, tokens: int, requests: int) -
         "itl_p99_ms": data["inter_chunk_latency"]["p99"],
         "requests": int(data["request_count"]["avg"]),
     }
+
+
+def run_guidellm(binary: Path, url: str, users: int, tokens: int, requests: int) -> dict[str, Any]:
+    """One GuideLLM 0.8 `run` at fixed concurrency; its chunks/s (the mock sends one chunk per token), TTFT, ITL.
+
+    GuideLLM's ITL is per request, (E2E - TTFT) / (tokens - 1): a mean gap, not the gaps themselves."""
+    with tempfile.TemporaryDirectory(prefix="tollgate-guidellm-") as tmp:
+        home, report = Path(tmp) / "hf", Path(tmp) / "guidellm.json"
+        hf_cache_tokenizer(home)
+        cmd = [str(binary), "run", "--backend", f"kind=openai_http,target={url}"]
+        cmd += ["--profile", f"kind=concurrent,streams={users}"]
+        cmd += ["--constraint", f"kind=max_requests,count={requests}"]
+        cmd += ["--data", f"kind=synthetic_text,prompt_tokens=8,output_tokens={tokens}"]
+        cmd += ["--tokenizer", "kind=hf_auto,model=local/tok", "--output", f"kind=json,path={report}"]
+        cmd += ["--disable-console-interactive"]
+        env = {**os.environ, "HF_HOME": str(home), "HF_HUB_OFFLINE": "1"}
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        if proc.returncode != 0 or not report.is_file():
+            return {"error": f"guidellm exited {proc.returncode}: {proc.stderr[-300:] or proc.stdout[-300:]}"}
+        bench = json.loads(report.read_text())["benchmarks"][0]
+    metrics = bench["metrics"]
+    ttft = metrics["time_to_first_token_ms"]["successful"]["percentiles"]
+    itl = metrics["inter_token_latency_ms"]["successful"]["percentiles"]
+    return {
+        "chunks_per_s": metrics["output_token_count"]["successful"]["total_sum"] / bench["duration"],
+        "ttft_p50_ms": ttft["p50"],
+        "ttft_p99_ms": ttft["p99"],
+        "itl_p50_ms": itl["p50"],
+        "itl_p99_ms": itl["p99"],
+        "requests": metrics["request_totals"]["successful"],
+    }

@@ -139,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--name", help="run name (prefix of the run id)")
     p.add_argument("--out", default="reports/runs", help="parent folder of run folders")
+    p.add_argument(
+        "--recover",
+        metavar="RUN_DIR",
+        help="write the summary of a run folder whose generator was killed with no summary.json "
+        "(from its requests.partial.jsonl), then exit",
+    )
     p.add_argument("--timeout", type=parse_duration, default=600.0, help="per-request read timeout")
     p.add_argument(
         "--ignore-eos", action="store_true", help="send ignore_eos (vLLM): always produce max_tokens"
@@ -308,6 +314,8 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if args.worker:
         return run_worker(args)
+    if args.recover:
+        return recover(Path(args.recover))
     config = make_config(args, parser)
     problem = check_run_dir(Path(config["run_dir"]), args.out)
     if problem:
@@ -365,6 +373,7 @@ def run_load(
         config["tokens"] = resolve(config, getattr(args, "tokenizer", None)).to_config()
     run_dir = Path(config["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)
+    _write_run_config(run_dir, config)
     code = run_locust(config, args)
     return run_dir, ensure_summary(run_dir, config, code)
 
@@ -421,22 +430,75 @@ def _interrupt_on_parent_death() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT, 0, 0, 0)
 
 
-def ensure_summary(run_dir: Path, config: dict[str, Any], code: int | None) -> dict[str, Any]:
+def ensure_summary(
+    run_dir: Path, config: dict[str, Any], code: int | None, ended_at: float | None = None
+) -> dict[str, Any]:
+    """summary.json of the run, written from its flushed rows when the generator died without one;
+    the window ends at `ended_at` (default now, the moment the death was seen)."""
     path = run_dir / "summary.json"
     if path.exists():
         return json.loads(path.read_text())
-    from loadgen.report import recover_rows, write_run
+    from loadgen.collector import Collector
+    from loadgen.report import write_run
     from loadgen.validity import combine
 
-    collector = recover_rows(run_dir)
     exited = "killed" if code is None else f"code {code}"
     notes = [f"the load generator exited ({exited}) before writing results"]
-    if collector.rows:
-        notes.append(f"{len(collector.rows)} requests recovered from the rows it had flushed")
-    now = time.time()
-    started = min((r["send_s"] for r in collector.rows), default=now)
+    now = time.time() if ended_at is None else ended_at
     status = "interrupted" if code in (None, 130, -signal.SIGINT) else "failed"
-    return write_run(run_dir, collector, config, status, started, now, combine({}), notes)
+    # the rows it had flushed to requests.partial.jsonl stream back (bounded memory), histograms rebuilt
+    return write_run(run_dir, Collector(), config, status, now, now, combine({}), notes, recover=True)
+
+
+RECOVER_QUIET_S = (
+    10.0  # --recover refuses a folder whose rows changed more recently (the generator flushes every 2 s)
+)
+
+
+def _write_run_config(run_dir: Path, config: dict[str, Any]) -> None:
+    """The run's config, for `--recover` should this process die too (removed with the partial rows)."""
+    from loadgen.report import RUN_CONFIG, SECRET_KEYS, write_json_atomic
+
+    write_json_atomic(run_dir / RUN_CONFIG, {k: v for k, v in config.items() if k not in SECRET_KEYS})
+
+
+def recover(run_dir: Path) -> int:
+    """`tollgate load --recover RUN_DIR`: the generator and `tollgate load` both died (OOM killer,
+    reboot, SIGKILL of the group), leaving requests.partial.jsonl and no summary.json."""
+    from loadgen.report import PARTIAL_ROWS, RUN_CONFIG
+
+    if (run_dir / "summary.json").exists():
+        print(
+            f"tollgate load: --recover {run_dir}: it already has summary.json; nothing to recover",
+            file=sys.stderr,
+        )
+        return 2
+    if not (run_dir / PARTIAL_ROWS).is_file() and not (run_dir / RUN_CONFIG).is_file():
+        print(
+            f"tollgate load: --recover {run_dir}: no {PARTIAL_ROWS} or {RUN_CONFIG} there; "
+            "pass the folder of a run whose generator was killed (reports/runs/<run-id>)",
+            file=sys.stderr,
+        )
+        return 2
+    age = time.time() - max(
+        (run_dir / n).stat().st_mtime for n in (PARTIAL_ROWS, RUN_CONFIG) if (run_dir / n).exists()
+    )
+    if age < RECOVER_QUIET_S:  # a live generator appends every 2 s: recovering now would race it
+        print(
+            f"tollgate load: --recover {run_dir}: its rows were written {age:.0f} s ago, so its generator may "
+            f"still be running; stop it, or wait {RECOVER_QUIET_S:.0f} s after it died, then rerun",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        config = json.loads((run_dir / RUN_CONFIG).read_text())
+    except (OSError, ValueError):  # killed before the config was in place, or an older run folder
+        config = {"run_id": run_dir.name, "rate": None, "goodput_slo": {}}
+    # the window ends at the last flush, not now: the generator may have died long ago
+    summary = ensure_summary(run_dir, config, code=None, ended_at=time.time() - age)
+    print_summary(summary)
+    print(run_dir)
+    return 0
 
 
 def print_summary(summary: dict[str, Any]) -> None:

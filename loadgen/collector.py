@@ -31,8 +31,13 @@ class Collector:
         self.warnings: Counter[str] = Counter()
 
     def add(self, record: RequestRecord) -> dict[str, Any]:
-        row = record.row()
+        row = self.record(record)
         self.rows.append(row)
+        return row
+
+    def record(self, record: RequestRecord) -> dict[str, Any]:
+        """Fold a request into the histograms and warnings (not into `rows`); returns its row."""
+        row = record.row()
         if record.ok:
             for name in ("ttft_ms", "tpot_ms", "e2e_ms", "ttft_from_intended_ms", "e2e_from_intended_ms"):
                 self.histograms[name].record(row[name])

@@ -252,15 +252,8 @@ class Coordinator:
         self._writing = True
         ended = getattr(self, "ended_at", time.time())
         checks = validity.combine(self.validity)
-        if self._flushed:  # the rows moved to disk during the run come back for the final files
+        if self._flushed:  # the unflushed tail joins the file; write_run streams it back in batches
             self._flush_rows()
-            self.collector.rows = report.read_partial_rows(Path(self.config["run_dir"]))
-        if status == "complete" and self.collector.rows and all(not r["ok"] for r in self.collector.rows):
-            status = "failed"
-            self.notes.append("no request completed")
-        elif status == "complete" and report.server_went_away(self.collector.rows):
-            status = "failed"
-            self.notes.append("the server stopped answering: the run's last requests all failed to connect")
         self._final_csv()
         try:
             from locust.html import get_html_report
@@ -269,14 +262,12 @@ class Coordinator:
         except Exception as exc:
             locust_html = None
             self.notes.append(f"locust.html not written: {exc}")
-        sends = [r["send_s"] for r in self.collector.rows if r["send_s"] == r["send_s"]]
-        started = min(sends) if sends else self.started_at  # the window opens with the first request
         summary = report.write_run(
             Path(self.config["run_dir"]),
             self.collector,
             self.config,
             status,
-            started,
+            self.started_at,  # write_run opens the window at the first send when there was one
             ended,
             checks,
             self.notes,

@@ -1,17 +1,21 @@
 """Write a run folder: requests.parquet, report.html, locust.html, then summary.json (atomically, last).
 
 The summary follows tollgate.contracts.run_folder; latency blocks come from the merged
-full-resolution histograms, throughput from the request rows over the measured window.
+full-resolution histograms, throughput from the request rows over the measured window. Rows stream
+from requests.partial.jsonl in bounded batches (loadgen.rowstream): the final write of a 24-hour soak
+holds one batch, never the whole run.
 """
 
 from __future__ import annotations
 
 import html
+import itertools
 import json
 import math
 import os
 import platform
 from collections import Counter
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,15 +23,14 @@ import numpy as np
 import pandas as pd
 
 from loadgen.collector import METRICS, Collector
+from loadgen.histogram import Histogram, bucket_midpoint
+from loadgen.rowstream import RequestsWriter, RowStats, iter_jsonl
 from loadgen.timeline import INCOMPLETE
 from tollgate.contracts.run_folder import (
-    INCOMPLETE_PREFIX,
     LATENCY_METRICS,
     LENGTH_FIELDS,
-    LENGTH_KEYS,
     LENGTHS,
     PERCENTILE_KEYS,
-    REQUEST_COLUMNS,
     RUN_SCHEMA_VERSION,
     STOPPED_EARLY,
     TURNS,
@@ -35,6 +38,7 @@ from tollgate.contracts.run_folder import (
 
 SECRET_KEYS = ("api_key",)
 PARTIAL_ROWS = "requests.partial.jsonl"  # rows flushed during the run; removed once the folder is written
+RUN_CONFIG = "config.partial.json"  # the run's config for `tollgate load --recover`; removed likewise
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
@@ -47,15 +51,6 @@ def json_default(value: Any) -> Any:
     if isinstance(value, np.generic):
         return value.item()
     raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
-def requests_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
-    frame = pd.DataFrame(rows)
-    for column in REQUEST_COLUMNS:
-        if column not in frame:
-            frame[column] = pd.Series(dtype="float64")
-    extra = [c for c in frame.columns if c not in REQUEST_COLUMNS]
-    return frame[list(REQUEST_COLUMNS) + extra].sort_values("send_s", kind="stable").reset_index(drop=True)
 
 
 def good_requests(frame: pd.DataFrame, slo: dict[str, float]) -> pd.Series:
@@ -79,7 +74,7 @@ def _clean(value: Any) -> Any:
 
 def build_summary(
     collector: Collector,
-    frame: pd.DataFrame,
+    stats: RowStats,
     config: dict[str, Any],
     status: str,
     started_at: float,
@@ -89,14 +84,11 @@ def build_summary(
     stopped_early: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     duration = max(ended_at - started_at, 1e-9)
-    ok = frame[frame["ok"].astype(bool)] if len(frame) else frame
     open_loop = config.get("rate") is not None
     names = METRICS if open_loop else LATENCY_METRICS
-    slo = config.get("goodput_slo") or {}
-    good = int(good_requests(frame, slo).sum()) if len(frame) else 0
-    errors = Counter(frame.loc[~frame["ok"].astype(bool), "error"]) if len(frame) else Counter()
+    errors = Counter(stats.errors)
     incomplete = errors.pop(INCOMPLETE, 0)
-    prompt = ok["prompt_tokens"][ok["prompt_tokens"] >= 0].sum() if len(ok) else 0
+    sent, done = stats.sent, stats.completed
     summary = {
         "schema_version": RUN_SCHEMA_VERSION,
         "run_id": config["run_id"],
@@ -111,36 +103,34 @@ def build_summary(
         "server": config.get("server", {}),
         "metrics": {name: collector.histograms[name].summary() for name in names},
         "throughput": {
-            "requests_per_s": len(ok) / duration,
-            "output_tokens_per_s": float(ok["output_tokens"].sum()) / duration if len(ok) else 0.0,
-            "input_tokens_per_s": float(prompt) / duration,
-            "offered_rate_per_s": float(config["rate"]) if open_loop else len(frame) / duration,
-            "sent_per_s": len(frame) / duration,
-            "achieved_send_rate_per_s": achieved_rate(frame),
+            "requests_per_s": done / duration,
+            "output_tokens_per_s": stats.output_tokens / duration,
+            "input_tokens_per_s": stats.prompt_tokens / duration,
+            "offered_rate_per_s": float(config["rate"]) if open_loop else sent / duration,
+            "sent_per_s": sent / duration,
+            "achieved_send_rate_per_s": stats.achieved_rate(),
         },
         "goodput": {
-            "requests_per_s": good / duration,
-            "fraction": good / len(frame) if len(frame) else 0.0,
-            "slo": slo,
+            "requests_per_s": stats.good / duration,
+            "fraction": stats.good / sent if sent else 0.0,
+            "slo": stats.slo,
         },
         "requests": {
-            "sent": len(frame),
-            "completed": len(ok),
-            "failed": len(frame) - len(ok) - incomplete,
+            "sent": sent,
+            "completed": done,
+            "failed": sent - done - incomplete,
             "incomplete": incomplete,
-            "output_tokens_estimated": int(ok["output_tokens_estimated"].astype(bool).sum())
-            if len(ok)
-            else 0,
+            "output_tokens_estimated": stats.estimated,
         },
         "errors": dict(errors),
-        "warnings": {**dict(collector.warnings), **token_warnings(config, len(frame))},
+        "warnings": {**dict(collector.warnings), **token_warnings(config, sent)},
         "validity": validity,
-        LENGTHS: lengths(ok, config),
+        LENGTHS: lengths(stats, config),
     }
     if stopped_early:
         summary[STOPPED_EARLY] = stopped_early
-    if len(ok) and "turn" in ok and (ok["turn"] > 0).any():
-        summary[TURNS] = per_turn(ok)
+    if stats.turns:
+        summary[TURNS] = per_turn(stats)
     return _clean(summary)
 
 
@@ -150,70 +140,34 @@ def token_warnings(config: dict[str, Any], sent: int) -> dict[str, int]:
     return {text: sent for text in tokens.get("warnings", [])}
 
 
-def _length_block(values: pd.Series) -> dict[str, Any]:
-    arr = values.to_numpy(dtype=float)
-    if not len(arr):
-        return {key: None for key in LENGTH_KEYS} | {"count": 0}
-    stats = {
-        "mean": arr.mean(),
-        "p50": np.percentile(arr, 50),
-        "p99": np.percentile(arr, 99),
-        "count": len(arr),
-    }
-    return {key: float(stats[key]) if key != "count" else int(stats[key]) for key in LENGTH_KEYS}
-
-
-def lengths(ok: pd.DataFrame, config: dict[str, Any]) -> dict[str, Any]:
+def lengths(stats: RowStats, config: dict[str, Any]) -> dict[str, Any]:
     """Requested vs achieved input and output lengths (contract LENGTHS), over completed requests."""
     out: dict[str, Any] = {"tokenizer": (config.get("tokens") or {}).get("source", "")}
-    if not len(ok) or "requested_input_tokens" not in ok:
-        return out | {name: {} for name in LENGTH_FIELDS}
-    input_known = ok[(ok["requested_input_tokens"] >= 0) & (ok["prompt_tokens"] >= 0)]
-    output_known = ok[(ok["requested_output_tokens"] >= 0) & ~ok["output_tokens_estimated"].astype(bool)]
+    dist = stats.lengths
     fields = {
-        "input_tokens": {
-            "requested": _length_block(input_known["requested_input_tokens"]),
-            "achieved": _length_block(input_known["prompt_tokens"]),
-        },
-        "output_tokens": {
-            "requested": _length_block(output_known["requested_output_tokens"]),
-            "achieved": _length_block(output_known["output_tokens"]),
-        },
-        "template_tokens": {
-            "achieved": _length_block(input_known["prompt_tokens"] - input_known["requested_input_tokens"])
-        },
+        "input_tokens": {"requested": dist["in_req"].block(), "achieved": dist["in_got"].block()},
+        "output_tokens": {"requested": dist["out_req"].block(), "achieved": dist["out_got"].block()},
+        "template_tokens": {"achieved": dist["template"].block()},
     }
     return out | {name: fields[name] for name in LENGTH_FIELDS}
 
 
-def _latency_block(values: pd.Series) -> dict[str, Any]:
-    arr = values.dropna().to_numpy(dtype=float)
-    if not len(arr):
-        return {key: None for key in PERCENTILE_KEYS} | {"count": 0}
-    quantiles = np.percentile(arr, [50, 90, 95, 99, 99.9])
-    block = dict(zip(PERCENTILE_KEYS[:5], (float(q) for q in quantiles), strict=True))
-    return block | {"mean": float(arr.mean()), "count": len(arr)}
+def _latency_block(hist: Histogram) -> dict[str, Any]:
+    block = hist.summary()
+    return {key: block[key] for key in PERCENTILE_KEYS}
 
 
-def per_turn(ok: pd.DataFrame) -> dict[str, Any]:
-    """TTFT and E2E by turn index of multi-turn conversations (exact percentiles over the rows)."""
-    out = {}
-    for turn, rows in ok[ok["turn"] > 0].groupby("turn"):
-        prompt = rows["prompt_tokens"][rows["prompt_tokens"] >= 0]
-        out[str(int(turn))] = {
-            "ttft_ms": _latency_block(rows["ttft_ms"]),
-            "e2e_ms": _latency_block(rows["e2e_ms"]),
-            "prompt_tokens_mean": float(prompt.mean()) if len(prompt) else None,
-            "requests": len(rows),
+def per_turn(stats: RowStats) -> dict[str, Any]:
+    """TTFT and E2E by turn index of multi-turn conversations (histogram percentiles, like `metrics`)."""
+    return {
+        str(turn): {
+            "ttft_ms": _latency_block(t.ttft),
+            "e2e_ms": _latency_block(t.e2e),
+            "prompt_tokens_mean": t.prompt_total / t.prompt_count if t.prompt_count else None,
+            "requests": t.requests,
         }
-    return out
-
-
-def achieved_rate(frame: pd.DataFrame) -> float | None:
-    """Requests actually sent per second between the first and the last send: (n - 1) / span."""
-    sends = frame["send_s"].dropna() if len(frame) else frame
-    span = float(sends.max() - sends.min()) if len(sends) > 1 else 0.0
-    return (len(sends) - 1) / span if span > 0 else None
+        for turn, t in sorted(stats.turns.items())
+    }
 
 
 def environment(config: dict[str, Any]) -> dict[str, Any]:
@@ -246,99 +200,115 @@ def write_run(
     notes: list[str] | None = None,
     locust_html: str | None = None,
     stopped_early: dict[str, Any] | None = None,
+    recover: bool = False,
 ) -> dict[str, Any]:
-    """Write every file of the run folder; summary.json goes last. Returns the summary."""
+    """Write every file of the run folder; summary.json goes last. Returns the summary.
+
+    The rows are those flushed to requests.partial.jsonl, then `collector.rows` (not flushed yet);
+    they stream to requests.parquet in batches. The run's window opens with its first send
+    (`started_at` when nothing was sent). A complete run is marked failed when no request completed
+    or the server went away. `recover`: rebuild the histograms from the rows (the generator that
+    kept them was killed). requests.partial.jsonl goes only after summary.json is in place, so a
+    kill during this write loses nothing: the next `tollgate load` recovery starts again from it."""
     run_dir.mkdir(parents=True, exist_ok=True)
     notes = list(notes or [])
-    frame = requests_frame(collector.rows)
-    try:
-        frame.to_parquet(run_dir / "requests.parquet", index=False)
-    except ImportError:
-        frame.to_csv(run_dir / "requests.csv", index=False)
+    rows = itertools.chain(iter_jsonl(run_dir / PARTIAL_ROWS), collector.rows)
+    stats = RowStats(config.get("goodput_slo") or {})
+    writer = RequestsWriter(run_dir)
+    for row in _recovered(rows, collector) if recover else rows:
+        stats.add(row)
+        writer.add(row)
+    writer.close()
+    if recover and stats.sent:
+        notes.append(f"{stats.sent} requests recovered from the rows it had flushed")
+    if status == "complete" and stats.sent and not stats.completed:
+        status = "failed"
+        notes.append("no request completed")
+    elif status == "complete" and stats.server_went_away():
+        status = "failed"
+        notes.append("the server stopped answering: the run's last requests all failed to connect")
+    started = stats.send_min if stats.sends else started_at
     summary = build_summary(
-        collector, frame, config, status, started_at, ended_at, validity, notes, stopped_early
+        collector, stats, config, status, started, ended_at, validity, notes, stopped_early
     )
     if locust_html:
         (run_dir / "locust.html").write_text(locust_html, encoding="utf-8")
     try:
-        (run_dir / "report.html").write_text(render_html(summary, frame), encoding="utf-8")
+        (run_dir / "report.html").write_text(render_html(summary, stats), encoding="utf-8")
     except Exception as exc:  # a plotting problem must not cost the summary
         summary["notes"].append(f"report.html not written: {type(exc).__name__}: {exc}")
     write_json_atomic(run_dir / "summary.json", summary)
     (run_dir / PARTIAL_ROWS).unlink(missing_ok=True)
+    (run_dir / RUN_CONFIG).unlink(missing_ok=True)
     return summary
 
 
-def read_partial_rows(run_dir: Path) -> list[dict[str, Any]]:
-    """The rows flushed to requests.partial.jsonl; a line torn by a kill is skipped."""
-    rows = []
-    path = run_dir / PARTIAL_ROWS
-    if path.is_file():
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                try:
-                    rows.append(json.loads(line))
-                except ValueError:
-                    continue
-    return rows
-
-
-def recover_rows(run_dir: Path) -> Collector:
-    """Rebuild the results a killed generator had flushed to requests.partial.jsonl."""
+def _recovered(rows: Iterable[dict[str, Any]], collector: Collector) -> Iterator[dict[str, Any]]:
+    """The rows a killed generator had flushed, each also recorded into the histograms."""
     from loadgen.timeline import RequestRecord
 
-    collector = Collector()
-    for row in read_partial_rows(run_dir):
+    for row in rows:
         try:
-            collector.add(RequestRecord.from_row(row))
+            collector.record(RequestRecord.from_row(row))
         except (ValueError, KeyError, TypeError):
             continue  # a row torn by the kill
-    return collector
+        yield row
 
 
-def render_html(summary: dict[str, Any], frame: pd.DataFrame) -> str:
+def _cdf(hist: Histogram) -> tuple[list[float], list[float]]:
+    """(value, fraction <= value) at each of the histogram's buckets (zeros first)."""
+    xs, ys, seen = [], [], hist.zeros
+    if hist.zeros:
+        xs.append(0.0)
+        ys.append(seen / hist.count)
+    for index in sorted(hist.buckets):
+        seen += hist.buckets[index]
+        xs.append(min(max(bucket_midpoint(index), hist.min), hist.max))
+        ys.append(seen / hist.count)
+    return xs, ys
+
+
+def render_html(summary: dict[str, Any], stats: RowStats) -> str:
     import plotly.graph_objects as go
 
     figures = []
     cdf = go.Figure()
-    done = frame[frame["ok"].astype(bool)]
-    for column in ("ttft_ms", "tpot_ms", "itl_mean_ms", "e2e_ms", "ttft_from_intended_ms"):
-        values = np.sort(done[column].dropna().to_numpy()) if column in done else np.array([])
-        if len(values):
-            cdf.add_scatter(
-                x=values, y=np.arange(1, len(values) + 1) / len(values), name=column, mode="lines"
-            )
+    for column, hist in stats.cdf.items():
+        if hist.count:
+            x, y = _cdf(hist)
+            cdf.add_scatter(x=x, y=y, name=column, mode="lines")
     cdf.update_layout(title="Latency CDFs", xaxis_title="ms", yaxis_title="fraction", xaxis_type="log")
     figures.append(cdf)
-    if len(frame):
-        t0 = float(frame["send_s"].min())
-        seconds = np.arange(0, math.ceil(float(np.nanmax(frame["end_s"])) - t0) + 1)
-        ends = done["end_s"].to_numpy() - t0
-        completed = np.histogram(ends, bins=np.append(seconds, seconds[-1] + 1))[0]
-        tokens = np.histogram(ends, bins=np.append(seconds, seconds[-1] + 1), weights=done["output_tokens"])[
-            0
-        ]
-        sends, finish = frame["send_s"].to_numpy() - t0, frame["end_s"].to_numpy() - t0
-        in_flight = [int(((sends <= s) & (finish > s)).sum()) for s in seconds]
+    if stats.sends:
+        t0 = math.floor(stats.send_min)
+        last = max(math.ceil(stats.end_max) if stats.end_max > -math.inf else t0, t0)
+        seconds = np.arange(t0, last + 1)
+        completed = [stats.completed_by_s.get(int(s), 0) for s in seconds]
+        tokens = [stats.tokens_by_s.get(int(s), 0) for s in seconds]
+        in_flight = np.cumsum([stats.in_flight_delta.get(int(s), 0) for s in seconds])
+        x = seconds - t0
         over_time = go.Figure()
-        over_time.add_bar(x=seconds, y=completed, name="completed req/s")
-        over_time.add_scatter(x=seconds, y=tokens, name="output tokens/s", yaxis="y2")
-        over_time.add_scatter(x=seconds, y=in_flight, name="in flight (concurrency)", mode="lines")
+        over_time.add_bar(x=x, y=completed, name="completed req/s")
+        over_time.add_scatter(x=x, y=tokens, name="output tokens/s", yaxis="y2")
+        over_time.add_scatter(x=x, y=in_flight, name="in flight (concurrency)", mode="lines")
         over_time.update_layout(
             title="Throughput and concurrency over time",
             xaxis_title="s since start",
             yaxis2={"overlaying": "y", "side": "right", "title": "tokens/s"},
         )
         figures.append(over_time)
+        points = sorted(stats.scatter)
+        sends = [p[0] - t0 for p in points]
         latency = go.Figure()
         latency.add_scatter(
-            x=done["send_s"] - t0, y=done["ttft_ms"], mode="markers", name="TTFT ms", marker={"size": 4}
+            x=sends, y=[p[1] for p in points], mode="markers", name="TTFT ms", marker={"size": 4}
         )
         latency.add_scatter(
-            x=done["send_s"] - t0, y=done["tpot_ms"], mode="markers", name="TPOT ms", marker={"size": 4}
+            x=sends, y=[p[2] for p in points], mode="markers", name="TPOT ms", marker={"size": 4}
         )
+        sampled = f" (a sample of {len(points)})" if len(points) < stats.completed else ""
         latency.update_layout(
-            title="TTFT and TPOT over time",
+            title=f"TTFT and TPOT over time{sampled}",
             xaxis_title="send time, s since start",
             yaxis_title="ms",
             yaxis_type="log",
@@ -391,12 +361,12 @@ def _fmt(value: Any) -> str:
     return f"{value:.4g}" if isinstance(value, float) else str(value)
 
 
-def server_went_away(rows: list[dict[str, Any]], tail: int = 3) -> bool:
+def server_went_away(rows: Iterable[dict[str, Any]], tail: int = 3) -> bool:
     """True when the last `tail` finished requests (by send time) all failed without an HTTP answer
     (status 0: refused, reset, timed out): the server died or became unreachable during the run, so
     the run is failed even if requests completed before that. Requests cut off by the end of the
-    run are not finished and do not count."""
-    finished = [r for r in rows if not str(r.get("error", "")).startswith(INCOMPLETE_PREFIX)]
-    finished.sort(key=lambda r: r["send_s"] if r["send_s"] == r["send_s"] else float("inf"))
-    last = finished[-tail:]
-    return len(last) == tail and all(not r["ok"] and int(r.get("status") or 0) == 0 for r in last)
+    run are not finished and do not count. (write_run folds this in as the rows stream: RowStats.)"""
+    stats = RowStats({}, tail)
+    for row in rows:
+        stats.add(row)
+    return stats.server_went_away()

@@ -27,9 +27,11 @@ import numpy as np
 import pandas as pd
 
 from release.stats import compare_counts, compare_paired, compare_samples, correct
-from tollgate.contracts.run_folder import INCOMPLETE_PREFIX
+from tollgate.contracts.run_folder import INCOMPLETE_PREFIX, LATENCY_METRICS, REQUEST_COLUMNS
 
-LATENCY = {"ttft_ms": "ttft_ms", "itl_ms": "itl_mean_ms", "tpot_ms": "tpot_ms", "e2e_ms": "e2e_ms"}
+# summary metric name -> its requests.parquet column (ITL per request is the request's mean gap)
+LATENCY = dict(zip(LATENCY_METRICS, ("ttft_ms", "itl_mean_ms", "tpot_ms", "e2e_ms"), strict=True))
+assert set(LATENCY.values()) <= set(REQUEST_COLUMNS), "A/B latencies must be requests.parquet columns"
 MIN_BUCKET_S = 1.0
 TARGET_BUCKETS = 30
 

@@ -9,7 +9,7 @@ side has fewer than --min-samples values. A High on a metric whose increase is b
 errors, drift) or a Low on one whose decrease is bad (throughput) fails the metric.
 
     score = 100 x passed metrics / metrics with data
-    verdict = fail if a critical metric failed (errors), else pass if score >= --pass-score (95),
+    verdict = fail if a critical metric failed (error or rejected rate), else pass if score >= --pass-score (95),
               marginal if score >= --marginal-score (75), else fail; nodata if no metric had data
 """
 
@@ -20,12 +20,13 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from release.stats import compare_samples, correct
+from tollgate.contracts.monitor_store import SERIES_NAMES
 from tollgate.contracts.release import CANARY_EXIT, RELEASE_SCHEMA_VERSION
 
 
 @dataclass(frozen=True)
 class Metric:
-    name: str  # a store series name (tollgate.contracts.monitor_store.SERIES_NAMES) or PromQL figure
+    name: str  # a store series name (tollgate.contracts.monitor_store.SERIES_NAMES), also its figure
     bad: str  # "increase" | "decrease" | "either"
     critical: bool = False
 
@@ -38,11 +39,13 @@ METRICS = (
     Metric("e2e_p50_s", "increase"),
     Metric("e2e_p95_s", "increase"),
     Metric("error_rate", "increase", critical=True),
-    Metric("rejection_rate", "increase"),
+    Metric("rejected_rate", "increase", critical=True),
     Metric("request_rate", "decrease"),
     Metric("generation_tokens_per_s", "decrease"),
     Metric("drift_score", "increase"),
 )
+
+assert {m.name for m in METRICS} <= set(SERIES_NAMES), "canary metrics must be monitor store series"
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,10 @@ such as `job="llm-canary"` or `instance="10.0.0.5:8000"`; a bare host:port (or U
 `instance="host:port"`.
 
 The store is read through tollgate.contracts.monitor_store only (read-only SQLite URI). The
-Prometheus client is a few lines over httpx and /api/v1/query_range; the PromQL mirrors the store's
-series (same names, same vLLM-compatible metrics), one sample per `step`.
+Prometheus client is a few lines over httpx and /api/v1/query_range; each figure's PromQL is the
+monitor's own (tollgate.contracts.figures.promql, the same definition the embedded monitor evaluates
+into the store and the Prometheus export records), so both sources judge the same figures, one
+sample per `step`.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import json
 import math
 import re
 import sqlite3
+import threading
 from pathlib import Path
 
 import httpx
 
+from tollgate.contracts.figures import promql as figure_promql
 from tollgate.contracts.monitor_store import SERIES_NAMES
 
 
@@ -27,27 +31,15 @@ class SourceError(ValueError):
     """The source cannot answer (missing store, unknown target, Prometheus error)."""
 
 
-ERRORS = 'finished_reason=~"abort|error"'
-FINISHED = "sum(rate(vllm:request_success_total{{{sel}}}[{rw}]))"
-REJECTED = "sum(rate(tollgate_requests_rejected_total{{{sel}}}[{rw}]))"
-HISTOGRAMS = {
-    "ttft": "vllm:time_to_first_token_seconds_bucket",
-    "itl": "vllm:inter_token_latency_seconds_bucket",
-    "e2e": "vllm:e2e_request_latency_seconds_bucket",
-}
-PROMQL = {
-    **{
-        f"{kind}_p{q}_s": f"histogram_quantile(0.{q}, sum by (le) (rate({metric}{{{{{{sel}}}}}}[{{rw}}])))"
-        for kind, metric in HISTOGRAMS.items()
-        for q in (50, 95, 99)
-    },
-    "error_rate": f"sum(rate(vllm:request_success_total{{{{{{sel}},{ERRORS}}}}}[{{rw}}])) / {FINISHED}",
-    "rejection_rate": f"{REJECTED} / ({REJECTED} + {FINISHED})",
-    "request_rate": FINISHED,
-    "generation_tokens_per_s": "sum(rate(vllm:generation_tokens_total{{{sel}}}[{rw}]))",
-    "drift_score": "max(tollgate_drift_score{{{sel}}})",
-}
-assert set(PROMQL) - {"rejection_rate"} <= set(SERIES_NAMES), "PromQL names must be store series names"
+def promql(name: str, target: str, rate_window: str) -> str | None:
+    """The monitor's own definition of figure `name` (tollgate.contracts.figures) over the TARGET's
+    series, folded into one value per step (a deployment's replicas together); None if not a figure."""
+    if name not in SERIES_NAMES:
+        return None
+    try:
+        return figure_promql(name, rate_window, group=(), match=selector(target))
+    except KeyError:  # a store series without a figure definition (none today)
+        return None
 
 
 def _finite(values: list[float | None]) -> list[float]:
@@ -63,7 +55,14 @@ class StoreSource:
             raise SourceError(
                 f"--store {self.path}: no such file; run `tollgate monitor --store {self.path}` first"
             )
-        self.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, check_same_thread=False)
+        self._local = threading.local()
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """This thread's read-only connection (the webhook judges calls in worker threads at once)."""
+        if getattr(self._local, "db", None) is None:
+            self._local.db = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True)
+        return self._local.db
 
     def targets(self) -> list[str]:
         try:
@@ -128,13 +127,20 @@ class PrometheusSource:
         return target
 
     def samples(self, target: str, name: str, start: float, end: float, min_samples: int) -> list[float]:
-        if name not in PROMQL:
+        query = promql(name, target, self.rate_window)
+        if query is None:
             return []
-        query = PROMQL[name].format(sel=selector(target), rw=self.rate_window)
         result = self._get(
             "/api/v1/query_range", {"query": query, "start": start, "end": end, "step": self.step_s}
         )
-        return _finite([float(v) for _, v in result[0]["values"]]) if result else []
+        # labelled figures (drift_score by feature): the max over labels per step, as the store reads them
+        steps: dict[float, float] = {}
+        for series in result:
+            for ts, v in series["values"]:
+                value = float(v)
+                if math.isfinite(value):
+                    steps[float(ts)] = max(steps.get(float(ts), value), value)
+        return [steps[ts] for ts in sorted(steps)]
 
     def _get(self, path: str, params: dict) -> list[dict]:
         try:

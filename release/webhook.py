@@ -1,11 +1,15 @@
 """The canary's HTTP endpoint for progressive delivery: Flagger webhooks and Argo Rollouts web metrics.
 
-See release/canary_cli.py for the contract of each route. Every call judges the window ending now.
+See release/canary_cli.py for the contract of each route. Every call judges the window ending now,
+in a worker thread (`asyncio.to_thread`): a judgement reads SQLite or waits on Prometheus, and inside
+the async handler it would hold the event loop, so a second controller's call (or /health) would
+wait for the first.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -51,7 +55,7 @@ def create_app(args: argparse.Namespace, source: StoreSource | PrometheusSource)
         if not isinstance(body, dict) or not {"name", "namespace", "phase"} <= body.keys():
             return JSONResponse({"error": "expected Flagger's JSON {name, namespace, phase, metadata}"}, 400)
         metadata = body.get("metadata") or {}
-        error, result = run(metadata if isinstance(metadata, dict) else {})
+        error, result = await asyncio.to_thread(run, metadata if isinstance(metadata, dict) else {})
         if error:
             return JSONResponse(result, error)
         result["rollout"] = {k: body.get(k) for k in ("name", "namespace", "phase")}
@@ -66,7 +70,7 @@ def create_app(args: argparse.Namespace, source: StoreSource | PrometheusSource)
             except ValueError:
                 body = {}
             given.update(body if isinstance(body, dict) else {})
-        error, result = run(given)
+        error, result = await asyncio.to_thread(run, given)
         return JSONResponse(result, error or 200)
 
     return app

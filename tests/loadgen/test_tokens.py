@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 
 from loadgen.report import lengths
@@ -71,16 +70,21 @@ def test_a_server_without_tokenize_keeps_words(tmp_path):
 
 
 def test_lengths_report_requested_vs_achieved():
-    ok = pd.DataFrame(
-        {
-            "requested_input_tokens": [10, 20, -1],
-            "prompt_tokens": [15, 25, 40],
-            "requested_output_tokens": [8, 8, 8],
-            "output_tokens": [8, 5, 8],
-            "output_tokens_estimated": [False, False, True],
-        }
-    )
-    block = lengths(ok, {"tokens": {"source": "local:x"}})
+    from loadgen.rowstream import RowStats
+
+    stats = RowStats({})
+    for req_in, prompt, out, estimated in ((10, 15, 8, False), (20, 25, 5, False), (-1, 40, 8, True)):
+        stats.add(
+            {
+                "ok": True,
+                "requested_input_tokens": req_in,
+                "prompt_tokens": prompt,
+                "requested_output_tokens": 8,
+                "output_tokens": out,
+                "output_tokens_estimated": estimated,
+            }
+        )
+    block = lengths(stats, {"tokens": {"source": "local:x"}})
     assert block["tokenizer"] == "local:x"
     assert (
         block["input_tokens"]["requested"]["mean"] == 15.0

@@ -9,7 +9,7 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,7 +17,9 @@ import httpx
 import pytest
 
 from release.canary import METRICS, Judgement, judge
-from tests.release.helpers import front_door
+from release.canary_cli import build_parser, make_source
+from release.webhook import create_app
+from tests.release.helpers import front_door, front_door_out, serving
 from tests.support.servers import ServerHandle, free_port
 from tollgate.contracts.release import CANARY_EXIT
 
@@ -54,6 +56,15 @@ def prometheus(tmp: Path, urls: list[str], port: int) -> list[str]:
     ]
 
 
+def refused_requests(url: str, stop: threading.Event) -> None:
+    """Requests the canary refuses (400 model_not_found, counted as rejected): a client still asking
+    for a model name the new build no longer serves. Two a second while the load runs."""
+    body = {"model": "renamed-away", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2}
+    with httpx.Client(timeout=10) as client:
+        while not stop.wait(0.5):
+            assert client.post(url + "/v1/chat/completions", json=body).status_code == 400
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("canary")
@@ -79,8 +90,15 @@ def live(tmp_path_factory):
                 subprocess.Popen([*TOLLGATE, *load, "--url", u], cwd=REPO, **quiet)
                 for u in (base.url, slow.url)
             ]
-            for proc in loads:
-                assert proc.wait(timeout=120) == 0
+            stop = threading.Event()
+            refusals = threading.Thread(target=refused_requests, args=(slow.url, stop), daemon=True)
+            refusals.start()
+            try:
+                for proc in loads:
+                    assert proc.wait(timeout=120) == 0
+            finally:
+                stop.set()
+                refusals.join(10)
         yield base.url, slow.url, store, prom_url
 
 
@@ -96,24 +114,33 @@ def _explain(result: dict, store: Path) -> str:
     return "\n".join(lines)
 
 
-def canary(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([*TOLLGATE, "canary", *args], cwd=REPO, capture_output=True, text=True, timeout=60)
+def canary(capsys, *args: str) -> tuple[int, str, str]:
+    """`tollgate canary ARGS` through the front door, in this process: (exit code, stdout, stderr)."""
+    return front_door_out(["canary", *args], capsys)
 
 
-def test_slowed_canary_fails_and_an_identical_one_passes(live, tmp_path):
+def test_slowed_canary_fails_and_an_identical_one_passes(live, tmp_path, capsys):
     base, slow, store, _ = live
-    proc = canary("--baseline", base, "--canary", slow, "--store", str(store), "--window", "5m", "--json")
-    result = json.loads(proc.stdout)
-    assert proc.returncode == CANARY_EXIT["fail"] == 1, _explain(result, store)
+    code, out, _ = canary(
+        capsys, "--baseline", base, "--canary", slow, "--store", str(store), "--window", "5m", "--json"
+    )
+    result = json.loads(out)
+    assert code == CANARY_EXIT["fail"] == 1, _explain(result, store)
     assert result["verdict"] == "fail" and result["score"] < 75
     latency = {n: r for n, r in result["metrics"].items() if n.startswith(("ttft", "itl", "e2e"))}
     high = [n for n, r in latency.items() if r["classification"] == "High" and r["median_b"] > r["median_a"]]
     assert len(high) >= 2 and set(high) <= set(result["failing_metrics"]), _explain(result, store)
     assert not [n for n, r in latency.items() if r["classification"] == "Low"], _explain(result, store)
     assert result["metrics"]["drift_score"]["classification"] == "NoData"  # no drift check ran
+    # the store's error_rate / rejected_rate series: the canary's refusals fail both, critically
+    for name in ("rejected_rate", "error_rate"):
+        r = result["metrics"][name]
+        assert r["critical"] and r["classification"] == "High" and r["median_a"] == 0, _explain(result, store)
+        assert 0 < r["median_b"] <= 1 and name in result["reason"], _explain(result, store)
     assert set(result["metrics"]) == {m.name for m in METRICS}
 
-    same = canary(
+    code, out, err = canary(
+        capsys,
         "--baseline",
         base,
         "--canary",
@@ -125,34 +152,17 @@ def test_slowed_canary_fails_and_an_identical_one_passes(live, tmp_path):
         "--out",
         str(tmp_path / "v.json"),
     )
-    assert same.returncode == 0, same.stdout + same.stderr
-    assert json.loads((tmp_path / "v.json").read_text())["verdict"] == "pass" and "pass" in same.stdout
+    assert code == 0, out + err
+    assert json.loads((tmp_path / "v.json").read_text())["verdict"] == "pass" and "pass" in out
 
 
 def test_webhook_contracts_for_flagger_and_argo_rollouts(live):
     base, slow, store, _ = live
-    port = free_port()
-    server = subprocess.Popen(
-        [*TOLLGATE, "canary", "--baseline", base, "--canary", slow, "--store", str(store), "--window", "5m"]
-        + ["--serve", f"127.0.0.1:{port}"],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
+    args = build_parser().parse_args(
+        ["--baseline", base, "--canary", slow, "--store", str(store), "--window", "5m"]
     )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(url + "/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline, (
-                server.stderr.read() if server.poll() else "no start"
-            )
-            time.sleep(0.2)
+    with serving(create_app(args, make_source(args))) as url:
+        assert httpx.get(url + "/health", timeout=5).json() == {"status": "ok"}
         hook = {"name": "llm", "namespace": "prod", "phase": "Progressing", "metadata": {}}
         failing = httpx.post(url + "/flagger", json=hook, timeout=30)
         assert failing.status_code == 412 and failing.json()["verdict"] == "fail"
@@ -169,9 +179,33 @@ def test_webhook_contracts_for_flagger_and_argo_rollouts(live):
         assert argo.status_code == 200 and argo.json()["pass"] is False
         argo_ok = httpx.post(url + "/analysis", json={"canary": base, "window": "5m"}, timeout=30)
         assert argo_ok.status_code == 200 and argo_ok.json()["pass"] is True and argo_ok.json()["score"] >= 95
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=20)
+
+
+class BarrierSource:
+    """Each judgement waits in check_target until a second one is inside too: two calls complete
+    only if the webhook judges them at the same time, off the event loop."""
+
+    def __init__(self) -> None:
+        self.barrier = threading.Barrier(2, timeout=10)
+
+    def check_target(self, target: str) -> str:
+        if target == "b":
+            self.barrier.wait()
+        return target
+
+    def samples(self, target, name, start, end, min_samples):
+        return []
+
+
+def test_two_concurrent_webhook_calls_are_judged_at_once():
+    args = build_parser().parse_args(["--baseline", "b", "--canary", "c", "--window", "1m"])
+    hook = {"name": "llm", "namespace": "prod", "phase": "Progressing"}
+    with serving(create_app(args, BarrierSource())) as url, ThreadPoolExecutor(2) as pool:
+        answers = list(
+            pool.map(lambda path: httpx.post(url + path, json=hook, timeout=30), ("/flagger", "/analysis"))
+        )
+    assert [a.status_code for a in answers] == [503, 200], [a.text for a in answers]
+    assert [a.json()["verdict"] for a in answers] == ["nodata", "nodata"]
 
 
 class FixedSource:
@@ -206,6 +240,11 @@ def test_score_thresholds_critical_errors_and_nodata():
     assert judge(source({"e2e_p95_s"}), "b", "c", 600, Judgement(marginal_score=90))["verdict"] == "fail"
     errors = judge(source(set(), errors=0.2), "b", "c", 600)
     assert errors["verdict"] == "fail" and "critical" in errors["reason"]
+    refusing = source(set())
+    refusing.data[("b", "rejected_rate")] = [0.0] * 8
+    refusing.data[("c", "rejected_rate")] = [0.2 + 0.001 * i for i in range(8)]
+    refused = judge(refusing, "b", "c", 600)  # 7 of 8 metrics pass, but a refusing canary fails
+    assert refused["verdict"] == "fail" and refused["reason"] == "critical metric failed: rejected_rate"
     faster = judge(
         FixedSource({("b", "e2e_p50_s"): base, ("c", "e2e_p50_s"): [v / 2 for v in base]}), "b", "c", 600
     )
@@ -228,16 +267,20 @@ def test_bad_inputs_exit_2_with_a_clear_message(tmp_path, capsys):
 
 @pytest.mark.prometheus
 @pytest.mark.skipif(PROMETHEUS is None, reason="prometheus not installed (Debian package 'prometheus')")
-def test_the_same_judgement_from_a_real_prometheus(live):
+def test_the_same_judgement_from_a_real_prometheus(live, capsys):
     """The PromQL behind each figure, evaluated by Prometheus itself over the same run."""
     base, slow, _, prom = live
     args = ["--prometheus", prom, "--window", "2m", "--step", "1s", "--rate-window", "4s", "--json"]
-    proc = canary("--baseline", base, "--canary", f'job="llm",instance="{slow.split("//")[1]}"', *args)
-    assert proc.returncode in (0, 1, 3), proc.stderr
-    result = json.loads(proc.stdout)
+    code, out, err = canary(
+        capsys, "--baseline", base, "--canary", f'job="llm",instance="{slow.split("//")[1]}"', *args
+    )
+    assert code in (0, 1, 3), err
+    result = json.loads(out)
     for name in ("ttft_p50_s", "e2e_p50_s", "itl_p50_s", "request_rate", "generation_tokens_per_s"):
         assert result["metrics"][name]["classification"] != "NoData", name
     e2e = result["metrics"]["e2e_p50_s"]
     assert e2e["median_b"] > e2e["median_a"] and result["verdict"] == "fail", result["failing_metrics"]
-    unknown = canary("--baseline", base, "--canary", 'job="nope"', *args)
-    assert unknown.returncode == 2 and 'no series matching {job="nope"}' in unknown.stderr
+    for name in ("rejected_rate", "error_rate"):  # the contracts' PromQL for the monitor's figures
+        assert result["metrics"][name]["classification"] == "High", (name, result["metrics"][name])
+    code, _, err = canary(capsys, "--baseline", base, "--canary", 'job="nope"', *args)
+    assert code == 2 and 'no series matching {job="nope"}' in err

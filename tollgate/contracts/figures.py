@@ -33,8 +33,9 @@ class Sel:
     regex: tuple[tuple[str, str], ...] = ()
     optional: bool = True
 
-    def promql(self, suffix: str = "") -> str:
+    def promql(self, suffix: str = "", match: str = "") -> str:
         parts = [f'{k}="{v}"' for k, v in self.eq] + [f'{k}=~"{v}"' for k, v in self.regex]
+        parts += [match] if match else []
         return self.metric + suffix + ("{" + ", ".join(parts) + "}" if parts else "")
 
 
@@ -153,32 +154,36 @@ FIGURES: dict[str, tuple[Source, ...]] = {
 SCRAPE_SERIES = {"up": "up", "scrape_duration_s": "scrape_duration_seconds"}
 
 
-def promql(figure: str, window: str, group: tuple[str, ...] = ("instance",)) -> str:
+def promql(figure: str, window: str, group: tuple[str, ...] = ("instance",), match: str = "") -> str:
     """The figure as one PromQL expression per `group` (plus the source's own `by` labels), rates
-    over `window` (a Prometheus duration such as "1m"); sources joined with `or`, first wins."""
+    over `window` (a Prometheus duration such as "1m"); sources joined with `or`, first wins.
+    `match` (label matchers such as `job="llm"`) restricts every series read; `group=()` folds
+    all matched series into one (e.g. a deployment's replicas)."""
     if figure in SCRAPE_SERIES:
-        return f"max by ({', '.join(group)}) ({SCRAPE_SERIES[figure]})"
+        return f"max by ({', '.join(group)}) ({Sel(SCRAPE_SERIES[figure]).promql(match=match)})"
     try:
         sources = FIGURES[figure]
     except KeyError:
         known = ", ".join([*SCRAPE_SERIES, *FIGURES])
         raise KeyError(f"{figure!r} is not a derived figure; known: {known}") from None
-    return " or ".join(f"({_source(s, window, group)})" for s in sources)
+    return " or ".join(f"({_source(s, window, group, match)})" for s in sources)
 
 
-def _source(s: Source, w: str, group: tuple[str, ...]) -> str:
+def _source(s: Source, w: str, group: tuple[str, ...], match: str = "") -> str:
     by = ", ".join([*group, *s.by])
     if s.kind == "gauge":
-        expr = " + ".join(f"{s.agg} by ({by}) ({t.promql()})" for t in s.terms)
+        expr = " + ".join(f"{s.agg} by ({by}) ({t.promql(match=match)})" for t in s.terms)
     elif s.kind == "quantile":
-        expr = f"histogram_quantile({s.q:g}, sum by ({by}, le) (rate({s.terms[0].promql('_bucket')}[{w}])))"
+        le = ", ".join([*group, *s.by, "le"])
+        bucket = s.terms[0].promql("_bucket", match)
+        expr = f"histogram_quantile({s.q:g}, sum by ({le}) (rate({bucket}[{w}])))"
     else:
-        anchor = f"0 * sum by ({by}) (rate({s.present}[{w}]))"
+        anchor = f"0 * sum by ({by}) (rate({Sel(s.present).promql(match=match)}[{w}]))"
 
         def total(terms: tuple[Sel, ...]) -> str:
             return " + ".join(
-                f"(sum by ({by}) (rate({t.promql()}[{w}])) or {anchor})" if t.optional and t.promql() != s.present else
-                f"sum by ({by}) (rate({t.promql()}[{w}]))"
+                f"(sum by ({by}) (rate({t.promql(match=match)}[{w}])) or {anchor})" if t.optional and t.promql() != s.present else
+                f"sum by ({by}) (rate({t.promql(match=match)}[{w}]))"
                 for t in terms
             )  # fmt: skip
 

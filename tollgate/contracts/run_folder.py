@@ -3,6 +3,9 @@
     reports/runs/<run-id>/
         summary.json        versioned summary (below); written last, atomically (tmp + rename)
         requests.parquet    one row per request (REQUEST_COLUMNS); requests.csv when pyarrow is missing
+                            (REQUEST_TYPES; sorted by send_s within each row group, not across the file)
+        requests.partial.jsonl, config.partial.json   while running: rows flushed so far and the config;
+                            removed after summary.json (`tollgate load --recover` rebuilds a folder from them)
         locust.html         Locust's own HTML report
         report.html         Tollgate's HTML report with plots
         locust_stats*.csv   Locust's CSV statistics
@@ -71,6 +74,38 @@ REQUEST_COLUMNS = (
     "ok",  # bool: completed without error
     "error",  # reason string, "" when ok
 )
+
+# Arrow types of requests.parquet: REQUEST_COLUMNS, then the generator's extension columns. One fixed
+# schema, so the file is written in bounded batches from the rows flushed during the run.
+REQUEST_TYPES = {
+    "request_id": "string",
+    "scenario": "string",
+    "worker": "int64",
+    "intended_send_s": "float64",
+    "send_s": "float64",
+    "first_token_s": "float64",
+    "end_s": "float64",
+    "ttft_ms": "float64",
+    "e2e_ms": "float64",
+    "tpot_ms": "float64",
+    "itl_mean_ms": "float64",
+    "client_queue_ms": "float64",
+    "prompt_tokens": "int64",
+    "output_tokens": "int64",
+    "output_tokens_estimated": "bool",
+    "n_chunks": "int64",
+    "status": "int64",
+    "ok": "bool",
+    "error": "string",
+    "ttft_from_intended_ms": "float64",
+    "e2e_from_intended_ms": "float64",
+    "chunk_ms": "list<float64>",  # each token chunk's arrival - send
+    "chunk_tokens": "list<int64>",  # tokens each chunk carried, -1 when it did not say
+    "stream": "bool",
+    "requested_input_tokens": "int64",  # -1: not known
+    "requested_output_tokens": "int64",
+    "turn": "int64",  # 0 outside multi-turn conversations
+}
 
 # Optional summary key of a run stopped because its first requests all failed with the same 4xx:
 # {requests, status, reason, message (the server's), request ("POST URL"), hint}; `tollgate load` exits 2.
