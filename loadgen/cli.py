@@ -26,11 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import API_KEY_ENV
-from loadgen.conversations import load_conversations
 from loadgen.early_stop import describe
 from loadgen.shapes import SHAPES, ShapeError, parse_shape
-from loadgen.tokens import LocalTokenizer, resolve
-from loadgen.workloads import WorkloadError, load_dataset, parse_dist, parse_scenario
 from tollgate.contracts.run_folder import STOPPED_EARLY
 
 LOCUSTFILE = Path(__file__).with_name("locustfile.py")
@@ -164,6 +161,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def make_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> dict[str, Any]:
+    # the workload modules (numpy: ~0.1 s) load here, not at import, so `--help` answers at once
+    from loadgen.conversations import load_conversations
+    from loadgen.tokens import LocalTokenizer
+    from loadgen.workloads import WorkloadError, load_dataset, parse_dist, parse_scenario
+
     url = args.url or os.environ.get("TOLLGATE_URL")
     if not url:
         parser.error("--url is required (or set TOLLGATE_URL)")
@@ -370,6 +372,8 @@ def run_load(
     config["server"] = server_identity(config["url"], config["api_key"])
     config["model"] = config["model"] or (config["server"]["models"] or ["default"])[0]
     if "tokens" not in config:
+        from loadgen.tokens import resolve
+
         config["tokens"] = resolve(config, getattr(args, "tokenizer", None)).to_config()
     run_dir = Path(config["run_dir"])
     run_dir.mkdir(parents=True, exist_ok=True)

@@ -15,10 +15,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from loadgen.gate import InvalidRun, evaluate, load_run, quality_checks
-from loadgen.quality import PROMPTS, QualityError, quality_check, read_prompts
-from loadgen.report import write_json_atomic
-from loadgen.slo import SLOError, load_slo
 from tollgate.contracts.run_folder import RUN_SCHEMA_VERSION
 
 EXIT_PASS, EXIT_FAIL, EXIT_INVALID = 0, 1, 2
@@ -42,6 +38,12 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if bool(args.candidate_url) != bool(args.baseline_url):
         parser.error("the quality check needs both --candidate-url and --baseline-url")
+    # imported after parsing: scipy and pandas take ~2 s, `--help` should not wait for them
+    from loadgen.gate import InvalidRun, evaluate, load_run, quality_checks
+    from loadgen.quality import PROMPTS, QualityError, quality_check, read_prompts
+    from loadgen.report import write_json_atomic
+    from loadgen.slo import SLOError, load_slo
+
     run_dir = Path(args.run)
     checks: list[dict[str, Any]] = []
     problem, verdict, code, baseline_id, quality = None, "invalid", EXIT_INVALID, None, None

@@ -17,9 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from loadgen import capacity, cli
-from loadgen.gate import load_run
 from loadgen.slo import SLOError, load_slo
-from loadgen.sweep import knee, knee_point, point, stop_reason, write_sweep
 
 
 def _loads(text: str) -> list[float]:
@@ -60,6 +58,10 @@ def main(argv: list[str]) -> int:
         "--headroom", type=_headroom, default=0.2, help="fraction of each replica's capacity kept free"
     )
     args, rest = parser.parse_known_args(argv)
+    # imported after parsing: the gate's scipy/pandas take ~2 s, `--help` should not wait for them
+    from loadgen.gate import load_run
+    from loadgen.sweep import knee, knee_point, point, stop_reason, write_sweep
+
     if args.price_per_hour is not None and args.target_rate is None:
         parser.error("--price-per-hour needs --target-rate R (the load the cost is computed at)")
     try:

@@ -7,10 +7,6 @@ import logging
 import sys
 from urllib.parse import urlsplit
 
-import uvicorn
-
-from proxy.app import ProxySettings, create_app
-
 
 def _listen(value: str) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
@@ -47,6 +43,10 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    import uvicorn  # with FastAPI (proxy.app): ~0.8 s of imports that `--help` does not need
+
+    from proxy.app import ProxySettings, create_app
+
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )

@@ -64,6 +64,25 @@ class AttentionMeta:
     sin: torch.Tensor | None = None
 
 
+def onednn_linear() -> bool:
+    """Whether this torch has oneDNN's prepacked linear (private ops, so probed rather than assumed from
+    the version): `torch.ops.mkldnn._reorder_linear_weight` / `_linear_pointwise`, checked once on a tiny
+    matmul against torch.mm. Without them Linear keeps its column blocks for every row count (plain torch)."""
+    global _ONEDNN
+    if _ONEDNN is None:
+        try:
+            w, x = torch.randn(8, 16), torch.randn(3, 8)
+            packed = torch.ops.mkldnn._reorder_linear_weight(w.t().contiguous(), 16)
+            y = torch.ops.mkldnn._linear_pointwise(x, packed, None, "none", [], "")
+            _ONEDNN = bool(torch.allclose(y, x @ w, atol=1e-4))
+        except (AttributeError, RuntimeError, TypeError):
+            _ONEDNN = False
+    return _ONEDNN
+
+
+_ONEDNN: bool | None = None
+
+
 class Linear(nn.Module):
     """y = x W^T + b, created uninitialised (weights always come from a checkpoint or a seed, so
     nn.Linear's random init would only cost start-up time).
@@ -89,22 +108,25 @@ class Linear(nn.Module):
         self.weight = nn.Parameter(torch.empty(in_features, out_features))
         self.bias = nn.Parameter(torch.empty(out_features)) if bias else None
         self.packed: torch.Tensor | None = None
+        self.blocked = False
 
     def pack(self) -> None:
         """Switch to the CPU layouts above; the parameter then holds the column blocks."""
         w = self.weight.data
         pad = -self.out_features % self.BLOCK
-        self.packed = torch.ops.mkldnn._reorder_linear_weight(w.t().contiguous(), 16)
+        if onednn_linear():
+            self.packed = torch.ops.mkldnn._reorder_linear_weight(w.t().contiguous(), 16)
+        self.blocked = True
         padded = F.pad(w, (0, pad)) if pad else w
         self.weight.data = padded.view(w.shape[0], -1, self.BLOCK).transpose(0, 1).contiguous()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.packed is None:
+        if not self.blocked:
             if self.bias is None:
                 return torch.mm(x, self.weight)
             return torch.addmm(self.bias, x, self.weight)
         rows = x.shape[0]
-        if rows > self.BLOCKED_MAX_ROWS:
+        if rows > self.BLOCKED_MAX_ROWS and self.packed is not None:
             return torch.ops.mkldnn._linear_pointwise(x, self.packed, self.bias, "none", [], "")
         # [out / 16, rows, 16]: for one row that memory already is the [1, out] result
         y = torch.matmul(x, self.weight)

@@ -18,9 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import cli
-from loadgen.gate import InvalidRun, load_run
-from loadgen.report import write_json_atomic
-from release.ab import compare_runs, verdict
 from tollgate.contracts.release import AB_EXIT, RELEASE_SCHEMA_VERSION
 
 SET_BY_AB = ("--url", "--out", "--name")
@@ -99,6 +96,11 @@ def run_sides(
 def main(argv: list[str]) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
+    # imported after parsing: scipy/statsmodels/pandas take ~2 s, `--help` should not wait for them
+    from loadgen.gate import InvalidRun, load_run
+    from loadgen.report import write_json_atomic
+    from release.ab import compare_runs, verdict
+
     for flag in SET_BY_AB:
         if flag in rest:
             parser.error(f"{flag} is set by tollgate ab (use --url-a/--url-b, --ab-out, --name); remove it")

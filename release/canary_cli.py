@@ -21,12 +21,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from loadgen.cli import parse_duration
-from release.canary import Judgement, judge
 from release.sources import PrometheusSource, SourceError, StoreSource
 from tollgate.contracts.release import CANARY_EXIT
+
+if TYPE_CHECKING:  # release.canary's statistics (scipy, statsmodels) load when a judgement runs
+    from release.canary import Judgement
 
 EXIT_NO_DECISION = CANARY_EXIT["nodata"]
 FLAGGER_STATUS = {"pass": 200, "marginal": 412, "fail": 412, "nodata": 503}
@@ -66,6 +68,8 @@ def make_source(args: argparse.Namespace) -> StoreSource | PrometheusSource:
 
 
 def judgement_of(args: argparse.Namespace) -> Judgement:
+    from release.canary import Judgement
+
     return Judgement(
         confidence=args.confidence,
         min_effect=args.min_effect,
@@ -95,6 +99,8 @@ def _hostport(text: str) -> tuple[str, int] | None:
 def main(argv: list[str]) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from release.canary import judge
+
     validate(args, parser)
     try:
         source = make_source(args)
