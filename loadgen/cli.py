@@ -428,9 +428,14 @@ def _raise_interrupt(signum: int, frame: Any) -> None:
 
 
 def _interrupt_on_parent_death() -> None:
-    """In the forked child: ask Linux to send SIGINT when the parent dies (prctl PR_SET_PDEATHSIG)."""
+    """In the forked child: ask Linux to send SIGINT when the parent dies (prctl PR_SET_PDEATHSIG).
+
+    SIGINT goes back to its default first: a `tollgate load` started in the background by a shell
+    (`cmd &`, CI scripts) inherits SIGINT ignored, which exec keeps and Python then leaves ignored, so
+    Locust would outlive its parent as an orphan."""
     import ctypes
 
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGINT, 0, 0, 0)
 
 

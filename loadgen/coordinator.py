@@ -73,6 +73,7 @@ class ProcessRun:
         verdict = self.early_stop.observe(record, self.config["url"], PATHS[self.config["endpoint"]])
         if verdict is None:
             return
+        self.plan.halt()  # this process's users stop at once, before the master has heard of it
         runner = self.environment.runner
         if isinstance(runner, WorkerRunner):
             runner.send_message("tollgate_stop_early", verdict)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 from typing import Any
 
 from locust import LoadTestShape, events
@@ -83,6 +84,10 @@ def _stop(environment: Any, **_: Any) -> None:
 def _quitting(environment: Any, **_: Any) -> None:
     coordinator = getattr(environment, "tollgate_coordinator", None)
     if coordinator is not None:
+        # The run is being written: a second SIGINT (a repeated Ctrl-C, the parent-death signal after
+        # `tollgate load` was killed) must not cut the final write short; the parent still SIGKILLs a
+        # writer that overruns its grace period.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         coordinator.on_quitting()
 
 

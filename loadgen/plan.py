@@ -100,6 +100,12 @@ class ProcessPlan:
         self.conversations += 1
         return index
 
+    def halt(self) -> None:
+        """Issue nothing more: the run is stopping early. Unlike a spent quota this is not "done", so no
+        done report races the stop verdict to the master."""
+        self.exhausted = True
+        self._done_reported = True
+
     def request_finished(self) -> None:
         self.finished += 1
         self._check_done()

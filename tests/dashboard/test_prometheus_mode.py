@@ -21,7 +21,7 @@ from monitors.cli import main as monitor_cli
 from tests.dashboard.conftest import APP, VIEWS, figures, page_text
 from tests.dashboard.test_browser import CHROMIUM, SCREENSHOTS, browser  # noqa: F401 (a fixture)
 from tests.monitors.helpers import ROOT, free_port, receiver, stop, wait_http, wait_until
-from tests.monitors.test_rejections import Overload, figure_rules
+from tests.monitors.test_rejections import SLOW_STEPS, Overload, figure_rules
 from tests.support.servers import start_reference_server
 
 PROMETHEUS, ALERTMANAGER = shutil.which("prometheus"), shutil.which("prometheus-alertmanager")
@@ -120,7 +120,7 @@ def test_dashboard_on_prometheus_matches_the_embedded_monitor(tmp_path, monkeypa
     prom, am = f"http://127.0.0.1:{prom_port}", f"http://127.0.0.1:{am_port}"
     procs: list[subprocess.Popen] = []
     with (
-        start_reference_server("--max-num-seqs", "2", "--max-waiting", "2") as server,
+        start_reference_server("--max-num-seqs", "2", "--max-waiting", "2", *SLOW_STEPS) as server,
         receiver(tmp_path / "slack.jsonl") as rx,
     ):
         (tmp_path / "slack_url").write_text(rx.url + "/services/T000/B000/SECRET")

@@ -32,6 +32,9 @@ def figure_rules(window_s: int, *rules: tuple[str, str, float]) -> str:
 RULES = figure_rules(
     WINDOW_S, ("HighRejectionRate", "rejected_rate", 0.1), ("HighErrorRate", "error_rate", 0.05)
 )
+# Each engine step takes at least 60 ms, so a served request lasts ~0.5 s however fast the machine: the
+# 429 share then depends on the queue limits and the clients, not on the box's load (idle: ~0.5, busy: ~0.9).
+SLOW_STEPS = ("--inject-latency-ms", "60")
 BODY = {"model": "tiny", "prompt": "the quick brown fox", "max_tokens": 8, "ignore_eos": True}
 
 
@@ -73,7 +76,7 @@ def _query(db, sql: str, *params):
 def test_monitor_sees_the_429s_the_load_generator_saw(tmp_path):
     (tmp_path / "rules.yaml").write_text(RULES)
     db = tmp_path / "m.db"
-    with start_reference_server("--max-num-seqs", "2", "--max-waiting", "2") as server:
+    with start_reference_server("--max-num-seqs", "2", "--max-waiting", "2", *SLOW_STEPS) as server:
         cmd = [sys.executable, "-m", "tollgate", "monitor", "--target", server.url, "--rules",
                str(tmp_path / "rules.yaml"), "--interval", "500ms", "--window", f"{WINDOW_S}s", "--store", str(db)]  # fmt: skip
         monitor = subprocess.Popen(
