@@ -1,10 +1,11 @@
-"""Shared helpers for benchmarks: result files and tables."""
+"""Shared helpers for benchmarks: result files, tables, and stopping the servers a benchmark started."""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -44,3 +45,13 @@ def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     for row in rows:
         table.add_row(*[f"{v:.3g}" if isinstance(v, float) else str(v) for v in row])
     Console().print(table)
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> None:
+    """SIGTERM (let the server drain), then SIGKILL once `timeout` seconds have passed."""
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

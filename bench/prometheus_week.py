@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+from bench.common import stop_process
 from tollgate.contracts import server_metrics as m
 
 STEP_S = 5
@@ -156,8 +157,4 @@ class WeekOfPrometheus:
 
     def __exit__(self, *exc) -> None:
         if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
+            stop_process(self.proc, timeout=15)

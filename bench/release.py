@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.common import print_table, write_result
+from bench.common import print_table, stop_process, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 HOG_MAX_S = 120.0
@@ -71,12 +71,7 @@ def reference_server(log: Path) -> Iterator[str]:
             time.sleep(0.3)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_process(proc)
 
 
 def answered(url: str) -> float:

@@ -29,6 +29,8 @@ from typing import Any
 
 import httpx
 
+from bench.common import stop_process
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VLLM_PYTHON = REPO / ".peers" / "vllm" / "bin" / "python"
 CONCURRENCY = (1, 16, 32)
@@ -126,17 +128,8 @@ def start(kind: str, model: Path, vllm_python: Path, log: Path) -> tuple[subproc
         except httpx.HTTPError:
             pass
         time.sleep(1)
-    stop(proc)
+    stop_process(proc)
     raise RuntimeError(f"{kind} server not ready after {START_TIMEOUT_S}s; see {log}")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(30)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 async def one(client: httpx.AsyncClient, url: str, prompt: str) -> tuple[float, int]:
@@ -204,7 +197,7 @@ def measure(kind: str, model: Path, vllm_python: Path, log: Path, say: Any) -> d
         result["rss_mib"] = rss_mib(proc.pid)
         return result
     finally:
-        stop(proc)
+        stop_process(proc)
 
 
 CHECKPOINTS = ("smollm2-135m", "llama-6l-random")
