@@ -1,32 +1,32 @@
-"""`tollgate drift profile|check|watch`.
+"""`tollgate drift profile|check|watch`: the flags, and which module runs each command.
 
     tollgate drift profile DATA [DATA ...] -o profile.json
     tollgate drift check --profile profile.json --live capture.jsonl [--window 1h] [--evidently-report out.html]
     tollgate drift watch --profile profile.json --live capture.jsonl --interval 60 --window 1h --port 9109
 
 check exits 0 (no drift), 1 (drift) or 2 (bad input: unreadable profile or live data, bad flags).
+Imports run one way: cli -> watch -> pipeline -> check; nothing imports the cli back.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from drift.exit_codes import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_OK
 from drift.sequential import SequentialDetector
 
 # The pipeline (pandas, scipy, pyarrow: ~2 s of imports) is imported where a command runs, so that
-# `tollgate drift check --help` answers at once.
+# `tollgate drift check --help` and `drift watch --help` answer at once.
 if TYPE_CHECKING:
-    from drift.check import CheckSettings
     from drift.features import Features
 
-EXIT_OK, EXIT_DRIFT, EXIT_BAD_INPUT = 0, 1, 2
+__all__ = ["EXIT_BAD_INPUT", "EXIT_DRIFT", "EXIT_OK", "build_parser", "main", "parse_duration"]
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
@@ -59,26 +59,6 @@ def add_check_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--evidently-report", help="also write Evidently's DataDriftPreset HTML report here")
     p.add_argument(
         "--embeddings", action="store_true", help="sentence embeddings (extra) instead of prompt sketches"
-    )
-
-
-def settings_from(args: argparse.Namespace) -> CheckSettings:
-    from drift.check import CheckSettings
-    from drift.decide import FeatureSpec, parse_overrides
-
-    methods = parse_overrides(args.method, "--method")
-    effects = parse_overrides(args.min_effect, "--min-effect")
-    specs: dict[str, FeatureSpec] = {}
-    for name in set(methods) | set(effects):
-        try:
-            min_effect = float(effects[name]) if name in effects else None
-        except ValueError as exc:
-            raise ValueError(f"--min-effect {name}={effects[name]}: not a number") from exc
-        specs[name] = FeatureSpec(methods.get(name), min_effect)
-    if not 0 < args.alpha < 1:
-        raise ValueError(f"--alpha {args.alpha} must be between 0 and 1")
-    return CheckSettings(
-        alpha=args.alpha, correction=args.correction, specs=specs, permutations=args.permutations
     )
 
 
@@ -119,67 +99,6 @@ def cmd_profile(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def out_error(out: str, exc: OSError) -> str:
-    return f"cannot write drift results under {out}: {exc.strerror or exc}; choose a writable --out folder"
-
-
-def run_once(
-    args: argparse.Namespace, seq: SequentialDetector | None = None
-) -> tuple[int, dict[str, Any] | None]:
-    if args.evidently_report and importlib.util.find_spec("evidently") is None:
-        # before the check runs: `tollgate` turns this into exit 3 and the `drift` extra's pip line
-        raise ModuleNotFoundError("No module named 'evidently'", name="evidently")
-    from drift.check import run_check, select_window
-    from drift.embeddings import EmbeddingsUnavailable
-    from drift.features import FeatureError, load_features
-    from drift.profile import ProfileError, load_profile
-    from drift.report import evidently_report, print_table, write_result
-
-    try:
-        settings = settings_from(args)
-        profile = load_profile(args.profile)
-        live = load_features(args.live, embed=args.embeddings)
-    except (FeatureError, ProfileError, ValueError, EmbeddingsUnavailable) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT, None
-    window, start, end = select_window(live, args.window)
-    result = run_check(profile, window, settings, (start, end))
-    if len(window) == 0:
-        result["warnings"].insert(
-            0, f"{args.live}: the window holds no usable rows; nothing could be decided"
-        )
-    if seq is not None:
-        result = apply_sequential(result, seq)
-    if args.evidently_report:
-        try:
-            result["evidently_report"] = str(
-                evidently_report(profile, window, args.evidently_report, result["warnings"])
-            )
-        except Exception as exc:  # Evidently's own errors must not lose the check itself
-            result["warnings"].append(f"Evidently report failed: {type(exc).__name__}: {exc}")
-    try:
-        path = write_result(result, args.out)
-    except OSError as exc:
-        print(f"error: {out_error(args.out, exc)}", file=sys.stderr)
-        return EXIT_BAD_INPUT, None
-    print_table(result)
-    print(f"result: {path}")
-    return (EXIT_DRIFT if result["drift_detected"] else EXIT_OK), result
-
-
-def apply_sequential(result: dict[str, Any], seq: SequentialDetector) -> dict[str, Any]:
-    """Sequential mode: the alarm (not the per-window test) decides `drift_detected`."""
-    rows = result["features"] + ([result["multivariate"]] if result["multivariate"] else [])
-    effect = any(
-        r["status"] == "decided" and (r["effect_size"] or 0.0) >= (r["effect_threshold"] or 0.0) for r in rows
-    )
-    alarm = seq.update(result["window_p_value"], effect)
-    result["settings"]["sequential"] = True
-    result["sequential"] = {**seq.state(), "alarm": alarm, "window_drift": result["drift_detected"]}
-    result["drift_detected"] = alarm
-    return result
-
-
 def cmd_check(args: argparse.Namespace) -> int:
     seq = None
     state_path = Path(args.sequential_state) if args.sequential_state else None
@@ -196,14 +115,31 @@ def cmd_check(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return EXIT_BAD_INPUT
-    code, _ = run_once(args, seq)
+    from drift.pipeline import check_once
+
+    code = check_once(args, seq)
     if seq is not None and code != EXIT_BAD_INPUT:
         state_path.write_text(json.dumps(seq.state()))
     return code
 
 
-def build_parser(with_watch: bool = True) -> argparse.ArgumentParser:
-    """The whole parser; `with_watch=False` leaves out watch's own options (and drift.watch's imports)."""
+def add_watch_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--interval", type=parse_duration, default=60.0, help="seconds between checks (default 60s)"
+    )
+    p.add_argument("--host", default="127.0.0.1", help="metrics address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=9109, help="metrics port (0: any free port; default 9109)")
+    p.add_argument("--per-window", action="store_true", help="alarm on each window's own decision")
+    p.add_argument("--arl", type=float, default=1000.0, help="sequential: mean windows between false alarms")
+    p.add_argument("--max-checks", type=int, default=0, help="stop after N checks (0: run until stopped)")
+    deprecated = "deprecated: alerts come from `tollgate monitor --target` on the watch's metrics"
+    p.add_argument("--slack-webhook", help=f"Slack incoming webhook URL ({deprecated})")
+    p.add_argument("--webhook", help=f"generic webhook URL ({deprecated})")
+    p.add_argument("--store", default="reports/drift/notify.db", help=f"store of those alerts ({deprecated})")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The whole parser; it imports nothing heavy, so every `--help` answers at once."""
     parser = argparse.ArgumentParser(prog="tollgate drift", description="reference profiles and drift checks")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("profile", help="build a reference profile from training/evaluation data")
@@ -224,15 +160,12 @@ def build_parser(with_watch: bool = True) -> argparse.ArgumentParser:
     c.add_argument("--arl", type=float, default=1000.0, help="sequential: mean windows between false alarms")
     w = sub.add_parser("watch", help="check a growing capture log on a schedule; gauges and alerts")
     add_check_options(w)
-    if with_watch:
-        from drift.watch import add_watch_options
-
-        add_watch_options(w)
+    add_watch_options(w)
     return parser
 
 
 def main(argv: list[str]) -> int:
-    parser = build_parser(with_watch="watch" in argv)
+    parser = build_parser()
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:

@@ -39,7 +39,14 @@ HEAVY = ("scipy", "torch", "evidently", "streamlit", "pandas")
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize(
-    "argv", [["gate", "--help"], ["drift", "check", "--help"], ["load", "--help"], ["--help"]]
+    "argv",
+    [
+        ["gate", "--help"],
+        ["drift", "check", "--help"],
+        ["drift", "watch", "--help"],
+        ["load", "--help"],
+        ["--help"],
+    ],
 )
 def test_help_imports_no_heavy_library(argv):
     """`--help` answers without the libraries the work needs (they cost seconds of imports)."""

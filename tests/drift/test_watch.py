@@ -1,14 +1,17 @@
-"""`tollgate drift watch` end to end: a growing capture log, Prometheus gauges, an alert through the
-monitors' notifier to a real webhook receiver; and the reference server's own capture log as live data."""
+"""`tollgate drift watch` end to end: a growing capture log, Prometheus gauges, and the DriftDetected alert
+through `tollgate monitor` to a real Slack-compatible receiver (also via the deprecated --slack-webhook);
+and the reference server's own capture log as live data."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -17,9 +20,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from drift.features import features_from_frame, records_to_features
+from drift.log_tail import LogTail
 from drift.profile import build_profile, save_profile
 from drift.synthetic import Mix, capture_log, dataset
-from drift.watch import LogTail
 from tests.support.servers import free_port, start_reference_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -66,75 +69,125 @@ def _metrics(url: str) -> dict[str, float]:
     }
 
 
-@pytest.mark.timeout(90)
-def test_watch_exports_gauges_and_alerts(tmp_path: Path) -> None:
-    profile = _profile(tmp_path)
-    log = tmp_path / "capture.jsonl"
-    shifted = Mix(topics={"finance": 0.5, "medical": 0.5}, temperatures={1.0: 1.0})
-    _append(log, capture_log(400, shifted, seed=3, spacing_s=0.01))
-    hook_port = free_port()
+SHIFTED = Mix(topics={"finance": 0.5, "medical": 0.5}, temperatures={1.0: 1.0})
+
+
+def _tollgate(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "tollgate", *args],
+        env={**ENV, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+@contextlib.contextmanager
+def _slack_receiver() -> Iterator[str]:
+    """A real Slack-compatible webhook receiver on loopback; yields its base URL."""
+    port = free_port()
     receiver = subprocess.Popen(
-        [sys.executable, "-m", "monitors.webhook_receiver", "--port", str(hook_port)],
+        [sys.executable, "-m", "monitors.webhook_receiver", "--port", str(port)],
         env=ENV,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    watch = None
+    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             try:
-                if httpx.get(f"http://127.0.0.1:{hook_port}/health", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/health", timeout=1).status_code == 200:
                     break
             except httpx.HTTPError:
                 time.sleep(0.2)
-        args = [
-            "--profile",
-            str(profile),
-            "--live",
-            str(log),
-            "--interval",
-            "1",
-            "--port",
-            "0",
-            "--arl",
-            "100",
-        ]
-        args += ["--webhook", f"http://127.0.0.1:{hook_port}/drift", "--store", str(tmp_path / "notify.db")]
-        watch = subprocess.Popen(
-            [sys.executable, "-m", "tollgate", "drift", "watch", *args, "--out", str(tmp_path / "out")],
-            env=ENV,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        first = watch.stdout.readline()
-        assert first.startswith("metrics on http://127.0.0.1:"), first
-        url = first.split()[-1]
-        deadline = time.monotonic() + 45
-        metrics: dict[str, float] = {}
-        while time.monotonic() < deadline and metrics.get("tollgate_drift_detected") != 1.0:
-            time.sleep(0.5)
-            metrics = _metrics(url)
-        assert metrics.get("tollgate_drift_detected") == 1.0
-        assert metrics["tollgate_drift_score[temperature]"] > 0.5
-        assert "tollgate_drift_score[prompt_sketch]" in metrics
-        messages: list = []
-        while time.monotonic() < deadline and not messages:
-            messages = httpx.get(f"http://127.0.0.1:{hook_port}/messages", timeout=5).json()["messages"]
-            time.sleep(0.3)
-        assert messages and messages[0]["path"] == "/drift"
-        assert "DriftDetected" in json.dumps(messages[0]["payload"])
-        assert list((tmp_path / "out").glob("*.json"))
+        yield url
     finally:
-        for proc in (watch, receiver):
-            if proc is not None and proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-                try:
-                    proc.wait(15)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait(5)
+        _stop(receiver)
+
+
+def _stop(proc: subprocess.Popen | None) -> None:
+    if proc is not None and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _drift_alerts(receiver: str, deadline: float) -> list[dict]:
+    """The DriftDetected messages the receiver accepted on /services/..., waiting until `deadline`."""
+    while True:
+        messages = httpx.get(f"{receiver}/messages", timeout=5).json()["messages"]
+        found = [m for m in messages if "DriftDetected" in json.dumps(m["payload"])]
+        if found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.3)
+
+
+@pytest.mark.timeout(90)
+def test_watch_gauges_alert_in_slack_through_the_monitor(tmp_path: Path) -> None:
+    """The one alerting path: the watch publishes gauges and results; `tollgate monitor` scraping it fires
+    its shipped DriftDetected rule into Slack."""
+    profile = _profile(tmp_path)
+    log = tmp_path / "capture.jsonl"
+    _append(log, capture_log(400, SHIFTED, seed=3, spacing_s=0.01))
+    watch = monitor = None
+    with _slack_receiver() as receiver:
+        try:
+            watch = _tollgate(
+                "drift", "watch", "--profile", str(profile), "--live", str(log), "--interval", "1",
+                "--port", "0", "--arl", "100", "--out", str(tmp_path / "out"),
+            )  # fmt: skip
+            first = watch.stdout.readline()
+            assert first.startswith("metrics on http://127.0.0.1:"), first
+            url = first.split()[-1]
+            monitor = _tollgate(
+                "monitor", "--target", url, "--interval", "1s", "--store", str(tmp_path / "monitor.db"),
+                env={"TOLLGATE_SLACK_WEBHOOK": f"{receiver}/services/T/B/drift"},
+            )  # fmt: skip
+            deadline = time.monotonic() + 45
+            metrics: dict[str, float] = {}
+            while time.monotonic() < deadline and metrics.get("tollgate_drift_detected") != 1.0:
+                time.sleep(0.5)
+                metrics = _metrics(url)
+            assert metrics.get("tollgate_drift_detected") == 1.0
+            assert metrics["tollgate_drift_score[temperature]"] > 0.5
+            assert "tollgate_drift_score[prompt_sketch]" in metrics
+            alerts = _drift_alerts(receiver, deadline)
+            assert alerts and alerts[0]["path"].startswith("/services/T/B/drift")
+            assert url.removesuffix("/metrics") in json.dumps(
+                alerts[0]["payload"]
+            )  # the monitor's target label
+            assert list((tmp_path / "out").glob("*.json"))
+        finally:
+            _stop(watch)
+            _stop(monitor)
+
+
+@pytest.mark.timeout(90)
+def test_deprecated_slack_flag_still_alerts_through_the_monitor(tmp_path: Path) -> None:
+    """`drift watch --slack-webhook` (deprecated) says so, starts the monitor it names, and the alert of its
+    one check still reaches Slack before the watch exits."""
+    profile = _profile(tmp_path)
+    log = tmp_path / "capture.jsonl"
+    _append(log, capture_log(400, SHIFTED, seed=3, spacing_s=0.01))
+    with _slack_receiver() as receiver:
+        done = subprocess.run(
+            [
+                sys.executable, "-m", "tollgate", "drift", "watch", "--profile", str(profile),
+                "--live", str(log), "--per-window", "--max-checks", "1", "--interval", "1", "--port", "0",
+                "--out", str(tmp_path / "out"), "--store", str(tmp_path / "notify.db"),
+                "--slack-webhook", f"{receiver}/services/T/B/old",
+            ],
+            env=ENV, capture_output=True, text=True, timeout=75,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "deprecated" in done.stderr and "tollgate monitor --target http://127.0.0.1:" in done.stderr
+        alerts = _drift_alerts(receiver, time.monotonic() + 5)
+        assert alerts and alerts[0]["path"] == "/services/T/B/old", done.stderr[-3000:]
+    assert (tmp_path / "notify.db").exists()  # the monitor's store and outbox, where --store named it
 
 
 @pytest.mark.timeout(120)
