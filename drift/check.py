@@ -53,6 +53,9 @@ def select_window(
     return live.select(mask), start, end
 
 
+Job = Callable[[], list[dict[str, Any]]]
+
+
 def run_check(
     profile: Profile,
     live: Features,
@@ -61,14 +64,33 @@ def run_check(
 ) -> dict[str, Any]:
     """Check a live window against the profile; returns the drift result dict (contract, minus check_id)."""
     settings = settings or CheckSettings()
-    warnings = list(live.warnings)
-    rows: list[dict[str, Any]] = []
-    unknown = [
-        s for s in settings.specs if s not in profile.kinds() and s.split(".")[0] not in profile.kinds()
-    ]
-    warnings += [f"--method/--min-effect names '{s}', which is not a feature of the profile" for s in unknown]
+    warnings = list(live.warnings) + _unknown_spec_warnings(profile, settings)
+    jobs, mismatches = _feature_jobs(profile, live, settings)
+    rows = _run_parallel(jobs)
+    warnings += mismatches + _row_warnings(profile, live, rows)
+    multi = None
+    if profile.sketch_dim:
+        spec = settings.specs.get(profile.vector_name, FeatureSpec())
+        multi = check_sketch(profile, live, spec, settings.permutations, settings.seed)
+    family = rows + ([multi] if multi else [])
+    drifted = decide(family, settings.alpha, settings.correction)
+    if multi and multi["status"] == "undecided":
+        warnings.append(f"{multi['feature']}: undecided ({multi['reason']})")
+    return _result(profile, live, settings, window, rows, multi, drifted, warnings)
+
+
+def _unknown_spec_warnings(profile: Profile, settings: CheckSettings) -> list[str]:
+    kinds = profile.kinds()
+    unknown = [s for s in settings.specs if s not in kinds and s.split(".")[0] not in kinds]
+    return [f"--method/--min-effect names '{s}', which is not a feature of the profile" for s in unknown]
+
+
+def _feature_jobs(profile: Profile, live: Features, settings: CheckSettings) -> tuple[list[Job], list[str]]:
+    """One job per profile feature (a feature absent from the live data is an undecided row at once),
+    and the warnings for features whose kind differs between the profile and the live data."""
+    jobs: list[Job] = []
+    warnings: list[str] = []
     live_kinds = live.kinds()
-    jobs: list[Callable[[], list[dict[str, Any]]]] = []
     for name, ref in profile.features.items():
         spec = settings.specs.get(name, FeatureSpec())
         if name not in live.table.columns:
@@ -84,25 +106,40 @@ def run_check(
                 f"feature '{name}' is categorical in the profile but numeric in the live data; compared as categories"
             )
         jobs.append(partial(check, name, ref, live.table[name], profile, spec, settings.histograms))
-    # Features are independent and numpy releases the GIL in sorts and array passes: one thread per core.
+    return jobs, warnings
+
+
+def _run_parallel(jobs: list[Job]) -> list[dict[str, Any]]:
+    """Features are independent and numpy releases the GIL in sorts and array passes: one thread per core."""
+    rows: list[dict[str, Any]] = []
     with ThreadPoolExecutor(max_workers=max(1, min(len(jobs), os.cpu_count() or 1))) as pool:
         for feature_rows in pool.map(lambda job: job(), jobs):
             rows += feature_rows
-    warnings += [
+    return rows
+
+
+def _row_warnings(profile: Profile, live: Features, rows: list[dict[str, Any]]) -> list[str]:
+    warnings = [
         f"live feature '{c}' is not in the profile; ignored"
         for c in live.table.columns
         if c not in profile.features
     ]
     warnings += [f"{r['feature']}: undecided ({r['reason']})" for r in rows if r["status"] == "undecided"]
-    warnings += [r["warning"] for r in rows if r.get("warning")]
-    multi = None
-    if profile.sketch_dim:
-        spec = settings.specs.get(profile.vector_name, FeatureSpec())
-        multi = check_sketch(profile, live, spec, settings.permutations, settings.seed)
+    return warnings + [r["warning"] for r in rows if r.get("warning")]
+
+
+def _result(
+    profile: Profile,
+    live: Features,
+    settings: CheckSettings,
+    window: tuple[float | None, float | None],
+    rows: list[dict[str, Any]],
+    multi: dict[str, Any] | None,
+    drifted: bool,
+    warnings: list[str],
+) -> dict[str, Any]:
+    """The drift result dict, per tollgate.contracts.drift_result."""
     family = rows + ([multi] if multi else [])
-    drifted = decide(family, settings.alpha, settings.correction)
-    if multi and multi["status"] == "undecided":
-        warnings.append(f"{multi['feature']}: undecided ({multi['reason']})")
     return {
         "schema_version": DRIFT_SCHEMA_VERSION,
         "created_at": time.time(),
