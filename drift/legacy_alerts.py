@@ -20,7 +20,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 # The monitor's receiver variables (defined in monitors.notify, which drift may not import).
@@ -56,11 +56,17 @@ def deprecation(metrics_url: str, argv: list[str]) -> str:
     )
 
 
-def _die_with_watch() -> None:
-    """preexec hook: Linux sends the child SIGTERM when the watch dies, even by SIGKILL."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM, 0, 0, 0)  # PR_SET_PDEATHSIG
+def _parent_death_hook() -> Callable[[], None] | None:
+    """A preexec hook by which Linux sends the child SIGTERM when the watch dies, even by SIGKILL
+    (PR_SET_PDEATHSIG). prctl is looked up here, in the parent: the forked child, which may inherit locks
+    held by the watch's threads, only calls it."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    return lambda: prctl(1, signal.SIGTERM, 0, 0, 0)
 
 
 class AlertingMonitor:
@@ -72,8 +78,13 @@ class AlertingMonitor:
         env = dict(os.environ)
         env.update({k: v for k, v in ((SLACK_ENV, args.slack_webhook), (WEBHOOK_ENV, args.webhook)) if v})
         self.scrape_s, self.store = scrape_interval(args), Path(args.store).resolve()
+        # its own session: Ctrl-C stops the watch, which then lets the monitor deliver before stopping it
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", *argv], env=env, stdout=sys.stderr, preexec_fn=_die_with_watch
+            [sys.executable, "-m", *argv],
+            env=env,
+            stdout=sys.stderr,
+            start_new_session=True,
+            preexec_fn=_parent_death_hook(),
         )
 
     def stop(self) -> None:
