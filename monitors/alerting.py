@@ -21,7 +21,7 @@ from typing import Any
 from monitors.alert import Alert, fingerprint
 from monitors.derive import History
 from monitors.notify import Notifier
-from monitors.rules import Rule
+from monitors.rule import Rule
 from monitors.scrape import Scrape
 from monitors.store import Store
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import monitors
 
 PACKAGE = Path(monitors.__file__).parent
+ARCHITECTURE = PACKAGE.parent / "docs" / "design" / "architecture.md"
 
 
 def _imports(path: Path) -> set[str]:
@@ -54,6 +56,26 @@ def test_monitors_imports_run_one_way():
     graph = {f"monitors.{p.stem}": _imports(p) for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
     assert "monitors.alert" in graph["monitors.slack"], "the renderers take the alert model from its home"
     assert _cycle(graph) is None, f"import cycle: {' -> '.join(_cycle(graph))}"
+
+
+def _documented_order() -> list[str]:
+    """The modules of architecture.md's 'Inside monitors' block, top to bottom."""
+    block = ARCHITECTURE.read_text().split("### Inside monitors", 1)[1].split("```")[1]
+    order = []
+    for line in block.strip().splitlines():
+        names = re.match(r"([\w., ]+?)\s{2,}", line).group(1)
+        order += [f"monitors.{n.strip().removesuffix('.py')}" for n in names.split(",")]
+    return order
+
+
+def test_architecture_doc_lists_every_module_above_what_it_imports():
+    order = _documented_order()
+    modules = {f"monitors.{p.stem}" for p in PACKAGE.glob("*.py") if p.stem != "__init__"}
+    assert set(order) == modules, f"architecture.md 'Inside monitors': add {modules - set(order)}"
+    for i, module in enumerate(order):
+        path = PACKAGE / f"{module.split('.', 1)[1]}.py"
+        above = _imports(path) - set(order[i + 1 :])
+        assert not above, f"{module} imports {above}, listed above it in architecture.md: reorder the block"
 
 
 def test_the_alert_model_has_one_home():
