@@ -15,6 +15,7 @@ from monitors.figures import derive
 from monitors.gpu import NvmlReader
 from monitors.scrape import scrape_all
 from tests.monitors.helpers import ROOT, free_port, stop, wait_http
+from tollgate.contracts import server_metrics as m
 
 
 @pytest.mark.timeout(40)
@@ -39,10 +40,10 @@ def test_gpu_exporter_serves_host_and_process_metrics(tmp_path):
     assert figures["process_rss_bytes"] > 0 and "process_cpu_pct" in figures
     samples = scrape.samples
     if NvmlReader().available:
-        assert "DCGM_FI_DEV_GPU_UTIL" in samples and any(k.startswith("gpu_") for k in figures)
+        assert m.DCGM_GPU_UTIL in samples and any(k.startswith("gpu_") for k in figures)
     else:  # this machine: no NVIDIA driver, said once, host metrics only
         assert output.count("no NVIDIA GPU available") == 1
-        assert samples["tollgate_gpu_available"][()] == 0.0
+        assert samples[m.GPU_AVAILABLE][()] == 0.0
         assert not any(name.startswith("DCGM_") for name in samples)
 
 
