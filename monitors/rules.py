@@ -110,7 +110,7 @@ def parse_rules(doc: Any, filename: str = "<rules>") -> list[Rule]:
 
 
 def _parse_rule(raw: dict, filename: str, i: int) -> Rule:
-    """One rule mapping as a Rule; checks run in the order the fields are documented, first problem wins."""
+    """One rule mapping as a Rule; the checks run in a fixed order and the first problem is raised."""
     err = _errors(raw, filename, i)
     _check_fields(raw, err)
     _check_identity(raw, err)
