@@ -18,9 +18,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from monitors.alert import Alert, fingerprint
 from monitors.derive import History
-from monitors.notify import Alert, Notifier, fingerprint
-from monitors.rules import Rule
+from monitors.notify import Notifier
+from monitors.rule import Rule
 from monitors.scrape import Scrape
 from monitors.store import Store
 

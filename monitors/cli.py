@@ -23,8 +23,14 @@ import sqlite3
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from monitors.rules import RuleError, load_rules, parse_duration
+
+if TYPE_CHECKING:  # imported where the monitor runs, so the subcommands' --help stays light
+    from monitors.monitor import Monitor
+    from monitors.notify import Notifier
+    from monitors.rule import Rule
 
 DEFAULT_RULES = Path(__file__).with_name("default_rules.yaml")
 DEFAULT_STORE = "reports/monitor.db"
@@ -90,24 +96,8 @@ def main(argv: list[str]) -> int:
         group_by=tuple(g.strip() for g in args.group_by.split(",") if g.strip()),
     )  # fmt: skip
     monitor = Monitor(config, notifier.store, rules, notifier)
-    for rule in rules:
-        if rule.kind in ("rate", "quantile", "ratio") and rule.window_s < 2 * args.interval:
-            print(
-                f"tollgate monitor: warning: rule {rule.name} ({rule.source}) has window {rule.window_s:g}s, "
-                f"under two scrape intervals ({2 * args.interval:g}s); it can never be evaluated",
-                file=sys.stderr,
-            )
-    stranded = [
-        r
-        for r in notifier.outbox.rows()
-        if r["status"] in ("pending", "retrying") and r["receiver"] not in notifier.receivers
-    ]
-    if stranded:
-        print(
-            f"tollgate monitor: warning: {len(stranded)} undelivered notification(s) in {args.store} belong to "
-            "webhooks not configured now (receiver ids are hashes of their URLs)",
-            file=sys.stderr,
-        )
+    _warn_unevaluable(rules, args.interval)
+    _warn_stranded(notifier, args.store)
     receivers = ", ".join(notifier.receivers) or "none (alerts are only stored)"
     print(
         f"tollgate monitor: {len(targets)} target(s) every {args.interval:g}s, {len(rules)} rules, "
@@ -115,19 +105,46 @@ def main(argv: list[str]) -> int:
         flush=True,
     )
     notifier.start()
-
-    async def run() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        await monitor.run(stop, args.duration)
-
     try:
-        asyncio.run(run())
+        asyncio.run(_run_until_signal(monitor, args.duration))
     finally:
         notifier.close()
     return 0
+
+
+def _warn_unevaluable(rules: list[Rule], interval_s: float) -> None:
+    """A rate, quantile or ratio needs two scrapes inside its window: say which rules never get them."""
+    for rule in rules:
+        if rule.kind in ("rate", "quantile", "ratio") and rule.window_s < 2 * interval_s:
+            print(
+                f"tollgate monitor: warning: rule {rule.name} ({rule.source}) has window {rule.window_s:g}s, "
+                f"under two scrape intervals ({2 * interval_s:g}s); it can never be evaluated",
+                file=sys.stderr,
+            )
+
+
+def _warn_stranded(notifier: Notifier, store: Path) -> None:
+    """Undelivered messages of a previous run whose webhook is not configured now wait in the outbox."""
+    stranded = [
+        r
+        for r in notifier.outbox.rows()
+        if r["status"] in ("pending", "retrying") and r["receiver"] not in notifier.receivers
+    ]
+    if stranded:
+        print(
+            f"tollgate monitor: warning: {len(stranded)} undelivered notification(s) in {store} belong to "
+            "webhooks not configured now (receiver ids are hashes of their URLs)",
+            file=sys.stderr,
+        )
+
+
+async def _run_until_signal(monitor: Monitor, duration_s: float | None) -> None:
+    """The monitor loop until SIGINT/SIGTERM or `duration_s`."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await monitor.run(stop, duration_s)
 
 
 def store_error(path: Path, exc: Exception) -> str:

@@ -18,7 +18,7 @@ from monitors.alerting import Alerting
 from monitors.derive import History
 from monitors.figures import derive, scrape_rows
 from monitors.notify import Notifier
-from monitors.rules import Rule
+from monitors.rule import Rule
 from monitors.scrape import Scrape, scrape_all
 from monitors.store import Store
 

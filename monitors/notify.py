@@ -1,4 +1,5 @@
-"""Public notification API: `Alert` and `Notifier` (used by the monitor and by `tollgate drift watch`).
+"""Public notification API: `Notifier` queues alerts and delivers them (used by the monitor and by
+`tollgate drift watch`). The alert model lives in `monitors.alert`; `Alert` is re-exported here.
 
     notifier = Notifier("reports/monitor.db", slack_webhook=url)   # or TOLLGATE_SLACK_WEBHOOK in env
     notifier.notify(Alert(rule="DriftDetected", state="firing", labels={...}, ...))
@@ -18,20 +19,20 @@ Webhook URLs are secrets: they are never logged or stored; the outbox names a re
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import random
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
 from monitors import slack, webhook
+from monitors.alert import Alert, fingerprint
 from monitors.outbox import Outbox
 from monitors.store import Store
 
@@ -41,36 +42,7 @@ logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs full URLs at 
 SLACK_ENV = "TOLLGATE_SLACK_WEBHOOK"
 WEBHOOK_ENV = "TOLLGATE_WEBHOOK_URL"
 
-
-@dataclass
-class Alert:
-    """One alert at one state change. `labels` identify it (with `rule`); the rest describes it."""
-
-    rule: str
-    state: str  # "firing" | "resolved"
-    labels: dict[str, str] = field(default_factory=dict)
-    value: float | None = None
-    threshold: float | None = None
-    comparison: str = ">"
-    active_since: float = field(default_factory=time.time)
-    severity: str = "warning"
-    summary: str = ""
-    description: str = ""
-    runbook_url: str | None = None
-    ts: float = field(default_factory=time.time)
-    repeat: int = 0  # 0: the state change itself; n: the n-th "still firing" reminder
-
-    @property
-    def fingerprint(self) -> str:
-        return fingerprint({"alertname": self.rule, **self.labels})
-
-    @property
-    def dedup_key(self) -> str:
-        return f"{self.fingerprint}:{self.state}:{self.active_since:.3f}:{self.repeat}"
-
-
-def fingerprint(labels: dict[str, str]) -> str:
-    return hashlib.sha256(json.dumps(labels, sort_keys=True).encode()).hexdigest()[:16]
+__all__ = ["SLACK_ENV", "WEBHOOK_ENV", "Alert", "Backoff", "Notifier", "fingerprint", "receiver_id"]
 
 
 def receiver_id(kind: str, url: str) -> str:

@@ -7,10 +7,9 @@ Retry-After header when pushed harder, and "200 ok" on success.
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from monitors.notify import Alert
+from monitors.alert import Alert
 
 MIN_INTERVAL_S = 1.0
 COLORS = {"critical": "#E01E5A", "warning": "#ECB22E", "info": "#36C5F0", "resolved": "#2EB67D"}

@@ -4,10 +4,9 @@ Alertmanager (PagerDuty bridges, chat bots, custom handlers) work unchanged."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from monitors.notify import Alert
+from monitors.alert import Alert
 
 ZERO_TIME = "0001-01-01T00:00:00Z"
 

@@ -3,8 +3,9 @@
     python -m tests.monitors.loadserver --port N
 
 POST /v1/completions waits `base * in_flight` seconds before its first token (like a batch that
-slows as it fills), records vllm:time_to_first_token_seconds and vllm:request_success_total, and
-answers. Used where the shared reference server would be too slow to load on the 2-core test box.
+slows as it fills), records vLLM's TTFT histogram, request-success counter and running-requests gauge
+(names from tollgate.contracts.server_metrics, as the reference server writes them), and answers.
+Used where the shared reference server would be too slow to load on the 2-core test box.
 """
 
 from __future__ import annotations
@@ -24,29 +25,29 @@ from prometheus_client import (
     generate_latest,
 )
 
+from tollgate.contracts.server_metrics import VLLM_REQUEST_SUCCESS, VLLM_RUNNING, VLLM_TTFT, family
+
 BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2)
 
 
 def create_app(base_s: float) -> FastAPI:
     reg = CollectorRegistry()
-    ttft = Histogram(
-        "vllm:time_to_first_token_seconds", "TTFT", ["model_name"], buckets=BUCKETS, registry=reg
-    )
-    done = Counter("vllm:request_success", "finished", ["model_name", "finished_reason"], registry=reg)
-    waiting = Gauge("vllm:num_requests_running", "in flight", ["model_name"], registry=reg)
+    ttft = Histogram(VLLM_TTFT, "TTFT", ["model_name"], buckets=BUCKETS, registry=reg)
+    done = Counter(family(VLLM_REQUEST_SUCCESS), "finished", ["model_name", "finished_reason"], registry=reg)
+    running = Gauge(VLLM_RUNNING, "in flight", ["model_name"], registry=reg)
     app = FastAPI()
     state = {"in_flight": 0}
 
     @app.post("/v1/completions")
     async def complete() -> JSONResponse:
         state["in_flight"] += 1
-        waiting.labels("tiny").set(state["in_flight"])
+        running.labels("tiny").set(state["in_flight"])
         delay = base_s * state["in_flight"]
         await asyncio.sleep(delay)
         ttft.labels("tiny").observe(delay)
         done.labels("tiny", "stop").inc()
         state["in_flight"] -= 1
-        waiting.labels("tiny").set(state["in_flight"])
+        running.labels("tiny").set(state["in_flight"])
         return JSONResponse({"choices": [{"text": "ok"}]})
 
     @app.get("/metrics")

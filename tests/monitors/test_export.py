@@ -70,15 +70,15 @@ def _series(name: str, values: str, **labels: str) -> dict:
 
 @needs_promtool
 def test_generated_rules_fire_in_promtool_unit_test(exported):
-    ttft = "vllm:time_to_first_token_seconds_bucket"
+    ttft = f"{m.VLLM_TTFT}_bucket"
     inst = {"job": "tollgate", "instance": "a:8000"}
     series = [
         _series(ttft, "0+0x20", le="1", **inst),  # every request slower than 1 s ...
         _series(ttft, "0+10x20", le="5", **inst),  # ... and under 5 s: p95 = 1 + 4 * 0.95
         _series(ttft, "0+10x20", le="+Inf", **inst),
         _series("up", "1 1 0x10", job="tollgate", instance="b:8000"),
-        _series("DCGM_FI_DEV_FB_USED", "79000x20", gpu="0", job="tollgate", instance="c:9400"),
-        _series("DCGM_FI_DEV_FB_FREE", "1000x20", gpu="0", job="tollgate", instance="c:9400"),
+        _series(m.DCGM_FB_USED, "79000x20", gpu="0", job="tollgate", instance="c:9400"),
+        _series(m.DCGM_FB_FREE, "1000x20", gpu="0", job="tollgate", instance="c:9400"),
         # the reference server: 10 finished and 30 refused (429) requests a minute
         _series(m.VLLM_REQUEST_SUCCESS, "0+10x20", finished_reason="stop", job="tollgate", instance="d:8000"),
         _series(m.VLLM_REQUEST_SUCCESS, "0+0x20", finished_reason="abort", job="tollgate", instance="d:8000"),

@@ -13,8 +13,10 @@ from monitors.cli import main
 from monitors.derive import History
 from monitors.figures import derive
 from monitors.gpu import NvmlReader
+from monitors.notify import SLACK_ENV, WEBHOOK_ENV, Alert, Notifier
 from monitors.scrape import scrape_all
 from tests.monitors.helpers import ROOT, free_port, stop, wait_http
+from tollgate.contracts import server_metrics as m
 
 
 @pytest.mark.timeout(40)
@@ -39,10 +41,10 @@ def test_gpu_exporter_serves_host_and_process_metrics(tmp_path):
     assert figures["process_rss_bytes"] > 0 and "process_cpu_pct" in figures
     samples = scrape.samples
     if NvmlReader().available:
-        assert "DCGM_FI_DEV_GPU_UTIL" in samples and any(k.startswith("gpu_") for k in figures)
+        assert m.DCGM_GPU_UTIL in samples and any(k.startswith("gpu_") for k in figures)
     else:  # this machine: no NVIDIA driver, said once, host metrics only
         assert output.count("no NVIDIA GPU available") == 1
-        assert samples["tollgate_gpu_available"][()] == 0.0
+        assert samples[m.GPU_AVAILABLE][()] == 0.0
         assert not any(name.startswith("DCGM_") for name in samples)
 
 
@@ -100,12 +102,16 @@ def test_tollgate_front_door_dispatches_to_monitor():
     assert out.returncode == 0 and "--slack-webhook" in out.stdout
 
 
-def test_monitor_warns_about_rules_it_can_never_evaluate(tmp_path):
+def test_monitor_warns_about_rules_it_can_never_evaluate_and_stranded_notifications(tmp_path):
     rules = tmp_path / "r.yaml"
     rules.write_text("rules:\n  - name: R\n    kind: rate\n    metric: x_total\n    window: 1s\n    op: '>'\n"
                      "    threshold: 1\n")  # fmt: skip
+    with Notifier(tmp_path / "m.db", slack_webhook="http://127.0.0.1:1/services/T/B/OLD") as earlier:
+        earlier.notify(Alert(rule="R", state="firing", labels={"target": "t"}))  # queued, never sent
     cmd = [sys.executable, "-m", "tollgate", "monitor", "--target", "127.0.0.1:1", "--rules", str(rules),
            "--interval", "1s", "--duration", "0s", "--store", str(tmp_path / "m.db")]  # fmt: skip
-    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60)
+    env = {k: v for k, v in os.environ.items() if k not in (SLACK_ENV, WEBHOOK_ENV)}
+    out = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=60, env=env)
     assert out.returncode == 0, out.stderr
     assert "rule R (" in out.stderr and "under two scrape intervals (2s)" in out.stderr
+    assert "1 undelivered notification(s) in" in out.stderr and "webhooks not configured now" in out.stderr

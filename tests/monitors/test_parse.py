@@ -11,6 +11,7 @@ from prometheus_client.openmetrics.exposition import generate_latest as openmetr
 from monitors.derive import History, increase
 from monitors.figures import derive
 from monitors.scrape import Scrape, metrics_url, parse
+from tollgate.contracts import server_metrics as m
 
 FIXTURES = Path(__file__).with_name("fixtures")
 
@@ -55,8 +56,8 @@ def test_tgi_and_llamacpp_expositions_map_to_the_same_figures():
     llama = {n: v for n, _, v in derive(_history("llamacpp.txt"), 60)}
     assert llama == {"queue_depth": 1.0, "requests_running": 2.0, "kv_cache_usage": 0.3125}
     samples, types = parse((FIXTURES / "llamacpp.txt").read_text())
-    assert types["llamacpp:prompt_tokens"] == "counter"
-    assert samples["llamacpp:tokens_predicted_total"][()] == 20915
+    assert types[m.family(m.LLAMACPP_PROMPT_TOKENS)] == "counter"
+    assert samples[m.LLAMACPP_PREDICTED_TOKENS][()] == 20915
 
 
 def test_openmetrics_exposition_is_parsed_and_created_samples_dropped():

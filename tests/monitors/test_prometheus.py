@@ -11,6 +11,7 @@ import pytest
 
 from monitors.cli import main
 from tests.monitors.helpers import free_port, stop, wait_http, wait_until
+from tollgate.contracts.server_metrics import VLLM_RUNNING, VLLM_TTFT
 
 PROMETHEUS = shutil.which("prometheus")
 
@@ -34,9 +35,9 @@ def test_prometheus_scrapes_reference_server_with_exported_config(tmp_path, refe
 
         up = wait_until(lambda: query('up{job="tollgate"} == 1'), 30, what="Prometheus scraping the server")
         assert up[0]["metric"]["instance"] == reference_server.url.split("//")[1]
-        running = query("vllm:num_requests_running")
+        running = query(VLLM_RUNNING)
         assert running and running[0]["metric"]["model_name"]
-        assert query("vllm:time_to_first_token_seconds_bucket")
+        assert query(f"{VLLM_TTFT}_bucket")
         groups = httpx.get(api + "/rules", timeout=5).json()["data"]["groups"]
         rules = {r["name"]: r for r in groups[0]["rules"]}
         assert len(rules) == 10 and all(r["health"] != "err" for r in rules.values())

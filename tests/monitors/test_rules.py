@@ -82,6 +82,77 @@ def test_a_good_rule_parses_and_renders(tmp_path):
             "kind: figure\n    metric: errors",
             r"rules\.yaml:4: rules\[0\]\.metric: 'errors' is not a derived figure; one of .*rejected_rate",
         ),
+        (
+            "name: Slow",
+            "name: slow-ttft",
+            r"rules\.yaml:2: rules\[0\]\.name: 'slow-ttft' must be an identifier like TTFTP95OverSLO",
+        ),
+        ('    op: ">"\n', "", r"rules\.yaml:2: rules\[0\]\.op: missing; every rule needs name, kind, op"),
+        ('op: ">"', 'op: [">"]', r"rules\.yaml:7: rules\[0\]\.op: \['>'\] is not one of"),
+        (
+            "    q: 0.9\n",
+            "    q: 0.9\n    severity: urgent\n",
+            r"rules\.yaml:6: rules\[0\]\.severity: 'urgent' is not one of info, warning, critical",
+        ),
+        ("window: 30s", "window: soon", r"rules\.yaml:6: rules\[0\]\.window: 'soon' is not a duration"),
+        ("{team: serving}", "[team]", r"rules\.yaml:10: rules\[0\]\.labels: must be a mapping of label name"),
+        ("{team: serving}", "{1: serving}", r"rules\.yaml:10: rules\[0\]\.labels: must be a mapping"),
+        (
+            "    q: 0.9\n",
+            "    q: 0.9\n    description: 42\n",
+            r"rules\.yaml:6: rules\[0\]\.description: 42 must be a string",
+        ),
+        (
+            "    q: 0.9\n",
+            "    q: 0.9\n    runbook_url: 7\n",
+            r"rules\.yaml:6: rules\[0\]\.runbook_url: 7 must be a URL string",
+        ),
+        ("q: 0.9", "q: true", r"rules\.yaml:5: rules\[0\]\.q: True must be a number between 0 and 1"),
+        (
+            "    q: 0.9\n",
+            "    q: 0.9\n    agg: median\n",
+            r"rules\.yaml:6: rules\[0\]\.agg: 'median' is not one of max, min, sum, avg",
+        ),
+        (
+            "    q: 0.9\n",
+            "    q: 0.9\n    by: gpu\n",
+            r"rules\.yaml:6: rules\[0\]\.by: must be a list of label names",
+        ),
+        (
+            "    q: 0.9\n",
+            "    q: 0.9\n    match: [model_name]\n",
+            r"rules\.yaml:6: rules\[0\]\.match: match must be a mapping of label name to value",
+        ),
+        (
+            "    q: 0.9\n",
+            "    q: 0.9\n    match_re: {model_name: '(('}\n",
+            r"rules\[0\]\.match: match_re\.model_name: '\(\(' is not a valid regular expression",
+        ),
+        (
+            "kind: quantile\n    metric: vllm:time_to_first_token_seconds",
+            "kind: ratio\n    numerator: vllm:request_success_total",
+            r"rules\.yaml:2: rules\[0\]\.denominator: missing; a ratio rule needs 'denominator'",
+        ),
+        (
+            "kind: quantile\n    metric: vllm:time_to_first_token_seconds",
+            "kind: ratio\n    numerator: [{match: {a: b}}]\n    denominator: d",
+            r"rules\.yaml:4: rules\[0\]\.numerator: must be a metric name or a mapping with 'metric'",
+        ),
+        (
+            "kind: quantile\n    metric: vllm:time_to_first_token_seconds",
+            "kind: ratio\n    numerator: n\n    denominator: d\n    of: count",
+            r"rules\.yaml:6: rules\[0\]\.of: must be 'rate' or 'gauge'",
+        ),
+        (
+            "kind: quantile\n    metric: vllm:time_to_first_token_seconds",
+            "kind: drift\n    metric: 5",
+            r"rules\.yaml:4: rules\[0\]\.metric: 5 must be a metric name \(default tollgate_drift_score\)",
+        ),
+        (
+            "kind: quantile\n    metric: vllm:time_to_first_token_seconds",
+            "kind: figure\n    metric: [error_rate]",
+            r"rules\.yaml:4: rules\[0\]\.metric: \['error_rate'\] is not a derived figure",
+        ),
     ],
 )
 def test_mistakes_are_reported_with_file_line_and_field(tmp_path, old, new, message):
@@ -97,6 +168,8 @@ def test_structural_errors(tmp_path):
         _load(tmp_path, "- name: x\n")
     with pytest.raises(RuleError, match=r"rules\[1\]\.name: duplicate rule name 'Slow'"):
         _load(tmp_path, GOOD + GOOD.split("rules:\n", 1)[1])
+    with pytest.raises(RuleError, match=r"rules\[0\]: each rule must be a mapping with name, kind, op"):
+        _load(tmp_path, "rules:\n  - just a string\n")
     with pytest.raises(RuleError, match="cannot read rules file"):
         load_rules(tmp_path / "missing.yaml")
 
