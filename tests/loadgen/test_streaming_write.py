@@ -184,12 +184,16 @@ def test_a_kill_during_the_final_write_keeps_every_flushed_row(tmp_path, monkeyp
 def test_recover_rebuilds_a_folder_whose_generator_and_cli_both_died(tmp_path, capsys):
     from loadgen import cli
     from loadgen.report import RUN_CONFIG
+    from loadgen.run_dir import write_run_config
 
     rows = synthetic_rows(120)
-    run_dir = tmp_path / "run-x"
+    parser = cli.build_parser()
+    flags = ["--url", "http://127.0.0.1:9", "--rate", "5", "--requests", "120", "--api-key", "s3cret"]
+    config = cli.make_config(parser.parse_args([*flags, "--out", str(tmp_path)]), parser)
+    run_dir = tmp_path / config.run_id
     run_dir.mkdir()
     (run_dir / PARTIAL_ROWS).write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"torn')
-    cli._write_run_config(run_dir, {"run_id": "run-x", "rate": 5.0, "goodput_slo": {}, "api_key": "s3cret"})
+    write_run_config(run_dir, config)
     assert "s3cret" not in (run_dir / RUN_CONFIG).read_text()
 
     assert cli.main(["--recover", str(run_dir)]) == 2  # rows just written: the generator may be alive
@@ -200,6 +204,8 @@ def test_recover_rebuilds_a_folder_whose_generator_and_cli_both_died(tmp_path, c
     assert cli.main(["--recover", str(run_dir)]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["requests"]["sent"] == 120 and summary["throughput"]["offered_rate_per_s"] == 5.0
+    # the config written for --recover comes back as summary.json's config block, key for key
+    assert summary["config"] == {k: v for k, v in config.to_dict().items() if k != "api_key"}
     assert not (run_dir / PARTIAL_ROWS).exists() and not (run_dir / RUN_CONFIG).exists()
     assert cli.main(["--recover", str(run_dir)]) == 2  # a second time: already has a summary
     assert cli.main(["--recover", str(tmp_path)]) == 2
