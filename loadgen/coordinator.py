@@ -26,6 +26,7 @@ from locust.runners import LocalRunner, MasterRunner, WorkerRunner
 
 from loadgen import API_KEY_ENV, report, validity
 from loadgen.collector import Collector
+from loadgen.config import RunConfig
 from loadgen.early_stop import EarlyStop
 from loadgen.plan import ProcessPlan
 from loadgen.users import PATHS
@@ -37,19 +38,22 @@ OPEN_LOOP_GRACE_S = 30.0
 FLUSH_S = 2.0
 
 
-def load_config(environment: Any) -> dict[str, Any]:
+def load_config(environment: Any) -> RunConfig:
     text = getattr(environment.parsed_options, "tollgate_config", "") or ""
     if not text:
         raise SystemExit("tollgate: --tollgate-config is missing (run through `tollgate load`)")
-    config = json.loads(text)
-    # the key travels in the environment, not on Locust's command line (see loadgen.cli.run_locust);
+    data = json.loads(text)
+    # the key travels in the environment, not on Locust's command line (see loadgen.locust_process.run_locust);
     # workers on other machines read it from their own environment
-    config["api_key"] = os.environ.get(API_KEY_ENV) or os.environ.get("OPENAI_API_KEY") or ""
-    return config
+    data["api_key"] = os.environ.get(API_KEY_ENV) or os.environ.get("OPENAI_API_KEY") or ""
+    try:
+        return RunConfig.from_dict(data)
+    except ValueError as exc:
+        raise SystemExit(f"tollgate: --tollgate-config: {exc}") from None
 
 
 class ProcessRun:
-    def __init__(self, environment: Any, config: dict[str, Any], sink: Collector | None = None) -> None:
+    def __init__(self, environment: Any, config: RunConfig, sink: Collector | None = None) -> None:
         runner = environment.runner
         worker = isinstance(runner, WorkerRunner)
         self.index = runner.worker_index if worker else 0
@@ -70,7 +74,7 @@ class ProcessRun:
     def record(self, record: Any) -> None:
         self.collector.add(record)
         self.plan.request_finished()
-        verdict = self.early_stop.observe(record, self.config["url"], PATHS[self.config["endpoint"]])
+        verdict = self.early_stop.observe(record, self.config.url, PATHS[self.config.endpoint])
         if verdict is None:
             return
         self.plan.halt()  # this process's users stop at once, before the master has heard of it
@@ -95,7 +99,7 @@ class ProcessRun:
 
 
 class Coordinator:
-    def __init__(self, environment: Any, config: dict[str, Any]) -> None:
+    def __init__(self, environment: Any, config: RunConfig) -> None:
         self.environment = environment
         self.config = config
         self.collector = Collector()
@@ -111,11 +115,11 @@ class Coordinator:
         self.write_error = ""
         self.stopped_early: dict[str, Any] | None = None
         gevent.spawn(self._flush_rows_forever)
-        if config.get("duration_s") and not config.get("shape"):  # a shape ends the run itself
+        if config.duration_s and not config.shape:  # a shape ends the run itself
             # Open loop: the schedule itself ends at the duration and every process reports done once
             # its last arrival is answered; the timer only bounds the wait for stragglers.
-            grace = min(float(config["timeout_s"]), OPEN_LOOP_GRACE_S) if config.get("rate") else 0.0
-            gevent.spawn_later(config["duration_s"] + grace, self.finish, "duration reached")
+            grace = min(float(config.timeout_s), OPEN_LOOP_GRACE_S) if config.rate else 0.0
+            gevent.spawn_later(config.duration_s + grace, self.finish, "duration reached")
 
     def _flush_rows_forever(self) -> None:
         """Move new rows to requests.partial.jsonl every FLUSH_S: a killed generator loses at most
@@ -136,7 +140,7 @@ class Coordinator:
         rows = self.collector.rows
         if not rows:
             return
-        path = Path(self.config["run_dir"]) / report.PARTIAL_ROWS
+        path = Path(self.config.run_dir) / report.PARTIAL_ROWS
         with open(path, "a", encoding="utf-8") as handle:
             handle.writelines(json.dumps(row, default=report.json_default) + "\n" for row in rows)
         self._flushed += len(rows)
@@ -147,10 +151,8 @@ class Coordinator:
         self.environment.process_exit_code = 1
         if not self.write_error:
             reason = "no space left on device" if exc.errno == errno.ENOSPC else (exc.strerror or str(exc))
-            self.write_error = f"{reason} ({exc.filename or self.config['run_dir']})"
-            log.error(
-                "tollgate: cannot write the run folder %s: %s", self.config["run_dir"], self.write_error
-            )
+            self.write_error = f"{reason} ({exc.filename or self.config.run_dir})"
+            log.error("tollgate: cannot write the run folder %s: %s", self.config.run_dir, self.write_error)
 
     @property
     def distributed(self) -> bool:
@@ -264,9 +266,9 @@ class Coordinator:
             locust_html = None
             self.notes.append(f"locust.html not written: {exc}")
         summary = report.write_run(
-            Path(self.config["run_dir"]),
+            Path(self.config.run_dir),
             self.collector,
-            self.config,
+            self.config.to_dict(),
             status,
             self.started_at,  # write_run opens the window at the first send when there was one
             ended,
@@ -276,7 +278,7 @@ class Coordinator:
             stopped_early=self.stopped_early,
         )
         self.written = True
-        log.info("tollgate: wrote %s (%s)", self.config["run_dir"], summary["status"])
+        log.info("tollgate: wrote %s (%s)", self.config.run_dir, summary["status"])
 
     def _final_csv(self) -> None:
         """Locust rewrites its CSVs once a second; write the final figures now, so a short run has them."""

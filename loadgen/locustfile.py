@@ -64,7 +64,7 @@ def _wire(environment: Any, **_: Any) -> None:
 @events.test_start.add_listener
 def _start(environment: Any, **_: Any) -> None:
     config = load_config(environment)
-    LLMUser.network_timeout = float(config["timeout_s"])
+    LLMUser.network_timeout = float(config.timeout_s)
     if is_owner(environment) and not hasattr(environment, "tollgate_coordinator"):
         environment.tollgate_coordinator = Coordinator(environment, config)
     if not isinstance(environment.runner, MasterRunner) and not hasattr(environment, "tollgate_run"):

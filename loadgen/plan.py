@@ -12,52 +12,52 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from typing import Any
 
 from loadgen.arrivals import ArrivalSchedule
+from loadgen.config import RunConfig
 from loadgen.conversations import load_conversations
 from loadgen.workloads import Workload, load_dataset, parse_dist, parse_scenario
 
 
-def build_workload(config: dict[str, Any]) -> Workload:
+def build_workload(config: RunConfig) -> Workload:
     return Workload(
-        input_tokens=parse_dist(config["input_tokens"], "--input-tokens"),
-        output_tokens=parse_dist(config["output_tokens"], "--output-tokens"),
-        scenarios=parse_scenario(config["scenario"]),
-        seed=config["seed"],
-        dataset=load_dataset(config["dataset"]) if config.get("dataset") else [],
-        prefix_count=config["prefix_count"],
-        prefix_tokens=config["prefix_tokens"],
-        context_tokens=config["context_tokens"],
-        output_fixed_by_flag=config.get("output_tokens_from_flag", False),
-        words=(config.get("tokens") or {}).get("words") or [],
-        turns=parse_dist(config.get("turns") or "3", "--turns"),
-        conversations=load_conversations(config["dataset"])
-        if config.get("dataset") and "multi-turn" in config["scenario"]
+        input_tokens=parse_dist(config.input_tokens, "--input-tokens"),
+        output_tokens=parse_dist(config.output_tokens, "--output-tokens"),
+        scenarios=parse_scenario(config.scenario),
+        seed=config.seed,
+        dataset=load_dataset(config.dataset) if config.dataset else [],
+        prefix_count=config.prefix_count,
+        prefix_tokens=config.prefix_tokens,
+        context_tokens=config.context_tokens,
+        output_fixed_by_flag=config.output_tokens_from_flag,
+        words=(config.tokens or {}).get("words") or [],
+        turns=parse_dist(config.turns, "--turns"),
+        conversations=load_conversations(config.dataset)
+        if config.dataset and "multi-turn" in config.scenario
         else [],
     )
 
 
 class ProcessPlan:
     def __init__(
-        self, config: dict[str, Any], worker_index: int, worker_count: int, on_done: Callable[[], None]
+        self, config: RunConfig, worker_index: int, worker_count: int, on_done: Callable[[], None]
     ) -> None:
         self.config = config
         self.worker_index, self.worker_count = worker_index, worker_count
         self.workload = build_workload(config)
-        self.open_loop = config.get("rate") is not None
-        total = config.get("requests")
+        self.open_loop = config.rate is not None
+        total = config.requests
         self.quota = None if total is None else total // worker_count + (worker_index < total % worker_count)
         self.schedule = (
             ArrivalSchedule(
-                config["rate"],
-                config["arrival"],
-                config["burstiness"],
-                config["seed"],
+                config.rate,
+                config.arrival,
+                config.burstiness,
+                config.seed,
                 worker_index,
                 worker_count,
                 limit=total,
-                duration_s=config.get("duration_s"),
+                duration_s=config.duration_s,
             )
             if self.open_loop
             else None
@@ -87,7 +87,7 @@ class ProcessPlan:
             if self.origin != self.origin:
                 # optional config `start_at` (unix time) is the schedule's zero, so generators that
                 # started apart (`tollgate ab`) send request i of the same schedule at the same moment
-                wait = max(0.0, (self.config.get("start_at") or 0.0) - time.time())
+                wait = max(0.0, (self.config.start_at or 0.0) - time.time())
                 self.origin = time.perf_counter() + wait
             index, offset = slot
         self.issued += 1

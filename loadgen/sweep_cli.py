@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from loadgen import capacity, cli
+from loadgen.flags import positive_float
 from loadgen.slo import SLOError, load_slo
 
 
@@ -50,9 +51,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--name", default="sweep")
     parser.add_argument("--sweep-out", default="reports/sweeps")
     plan = parser.add_argument_group("capacity and cost (see loadgen/capacity.py for the assumptions)")
-    plan.add_argument("--target-rate", type=cli._positive_float, help="peak requests/s to plan replicas for")
+    plan.add_argument("--target-rate", type=positive_float, help="peak requests/s to plan replicas for")
     plan.add_argument(
-        "--price-per-hour", type=cli._positive_float, help="cost of one replica per hour (any currency)"
+        "--price-per-hour", type=positive_float, help="cost of one replica per hour (any currency)"
     )
     plan.add_argument(
         "--headroom", type=_headroom, default=0.2, help="fraction of each replica's capacity kept free"

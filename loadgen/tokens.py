@@ -135,11 +135,11 @@ def plan_tokens(counter: TokenCounter | None, why_none: str = "") -> TokenPlan:
     return TokenPlan(source=counter.source, words=words)
 
 
-def resolve(config: dict[str, Any], tokenizer: str | None) -> TokenPlan:
+def resolve(url: str, tokenizer: str | None, api_key: str = "", model: str | None = None) -> TokenPlan:
     """The run's TokenPlan: --tokenizer if given, else the server's /tokenize when it has one."""
     if tokenizer:
         return plan_tokens(LocalTokenizer(tokenizer))
-    server = ServerTokenizer(config["url"], config.get("api_key", ""), config.get("model"))
+    server = ServerTokenizer(url, api_key, model)
     try:
         if not server.available():
             return plan_tokens(None, "no --tokenizer given and the server has no POST /tokenize")

@@ -85,26 +85,26 @@ class LLMUser(FastHttpUser):
     def send(self, run: Any, index: int, intended: float, spec: RequestSpec | None = None) -> RequestRecord:
         cfg = run.config
         spec = spec or run.plan.workload.request(index)
-        stream = cfg["stream"]
-        record = RequestRecord(f"{cfg['run_id']}-{index}", spec.scenario, run.plan.worker_index, stream)
+        stream = cfg.stream
+        record = RequestRecord(f"{cfg.run_id}-{index}", spec.scenario, run.plan.worker_index, stream)
         record.intended_perf = intended
         record.requested_input_tokens, record.requested_output_tokens = spec.input_tokens, spec.max_tokens
         record.turn, record.keep_text = spec.turn, spec.turn > 0
-        body: dict[str, Any] = {"model": cfg["model"], "max_tokens": spec.max_tokens, "stream": stream}
-        if cfg["endpoint"] == "chat":
+        body: dict[str, Any] = {"model": cfg.model, "max_tokens": spec.max_tokens, "stream": stream}
+        if cfg.endpoint == "chat":
             body["messages"] = spec.messages
         else:
             body["prompt"] = spec.prompt_text()
         if stream:
             body["stream_options"] = {"include_usage": True}
-        if cfg.get("ignore_eos"):
+        if cfg.ignore_eos:
             body["ignore_eos"] = True
-        if cfg.get("temperature") is not None:
-            body["temperature"] = cfg["temperature"]
+        if cfg.temperature is not None:
+            body["temperature"] = cfg.temperature
         headers = {"X-Request-Id": record.request_id}  # lets server logs be joined with requests.parquet
-        if cfg.get("api_key"):
-            headers["Authorization"] = f"Bearer {cfg['api_key']}"
-        path = PATHS[cfg["endpoint"]]
+        if cfg.api_key:
+            headers["Authorization"] = f"Bearer {cfg.api_key}"
+        path = PATHS[cfg.endpoint]
         record.send_s, record.send_perf = time.time(), time.perf_counter()
         try:
             with self.client.post(

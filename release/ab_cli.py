@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from loadgen import cli
+from loadgen.config import RunConfig
+from loadgen.flags import positive_int
 from tollgate.contracts.release import AB_EXIT, RELEASE_SCHEMA_VERSION
 
 SET_BY_AB = ("--url", "--out", "--name")
@@ -42,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.05, help="family-wise significance level")
     p.add_argument("--min-effect", type=float, default=0.05, help="smallest relative shift that counts")
     p.add_argument("--correction", choices=("holm", "bh"), default="holm", help="across metrics")
-    p.add_argument("--min-samples", type=cli._positive_int, default=20, help="per side and metric")
+    p.add_argument("--min-samples", type=positive_int, default=20, help="per side and metric")
     p.add_argument(
         "--start-delay",
         type=cli.parse_duration,
@@ -56,15 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 def side_config(
     rest: list[str], url: str, folder: Path, ab_id: str, side: str, parser: argparse.ArgumentParser
-) -> tuple[argparse.Namespace, dict[str, Any]]:
+) -> tuple[argparse.Namespace, RunConfig]:
     args = parser.parse_args([*rest, "--url", url, "--out", str(folder), "--name", f"{ab_id}-{side}"])
     config = cli.make_config(args, parser)
-    config["run_id"], config["run_dir"] = f"{ab_id}-{side}", str(folder / side)
+    config.run_id, config.run_dir = f"{ab_id}-{side}", str(folder / side)
     return args, config
 
 
 def run_sides(
-    sides: dict[str, tuple[argparse.Namespace, dict[str, Any]]], parser: argparse.ArgumentParser, order: str
+    sides: dict[str, tuple[argparse.Namespace, RunConfig]], parser: argparse.ArgumentParser, order: str
 ) -> dict[str, Path]:
     """Run each side's load test; concurrently (one thread per side) or one after the other."""
     done: dict[str, Path] = {}
@@ -122,17 +124,17 @@ def main(argv: list[str]) -> int:
         for s, url in (("a", args.url_a), ("b", args.url_b))
     }
     for side, (_, config) in sides.items():
-        info = cli.server_identity(config["url"], config["api_key"])
+        info = cli.server_identity(config.url, config.api_key)
         if not info["reachable"]:
             print(
-                f"tollgate ab: server {side.upper()} at {config['url']} is unreachable: {info.get('error')}",
+                f"tollgate ab: server {side.upper()} at {config.url} is unreachable: {info.get('error')}",
                 file=sys.stderr,
             )
             return 2
     if args.order == "concurrent":
         start_at = time.time() + args.start_delay  # both generators' schedules share one zero
         for _, config in sides.values():
-            config["start_at"] = start_at
+            config.start_at = start_at
     try:
         dirs = run_sides(sides, load_parser, args.order)
     except (RuntimeError, OSError) as exc:
@@ -143,7 +145,7 @@ def main(argv: list[str]) -> int:
     except InvalidRun as exc:
         print(f"tollgate ab: {exc}", file=sys.stderr)
         return 2
-    paired = args.order == "concurrent" and sides["a"][1]["rate"] is not None
+    paired = args.order == "concurrent" and sides["a"][1].rate is not None
     metrics = compare_runs(
         runs["a"].frame,
         runs["b"].frame,

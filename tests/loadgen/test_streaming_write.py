@@ -184,12 +184,16 @@ def test_a_kill_during_the_final_write_keeps_every_flushed_row(tmp_path, monkeyp
 def test_recover_rebuilds_a_folder_whose_generator_and_cli_both_died(tmp_path, capsys):
     from loadgen import cli
     from loadgen.report import RUN_CONFIG
+    from loadgen.run_dir import write_run_config
 
     rows = synthetic_rows(120)
-    run_dir = tmp_path / "run-x"
+    parser = cli.build_parser()
+    flags = ["--url", "http://127.0.0.1:9", "--rate", "5", "--requests", "120", "--api-key", "s3cret"]
+    config = cli.make_config(parser.parse_args([*flags, "--out", str(tmp_path)]), parser)
+    run_dir = tmp_path / config.run_id
     run_dir.mkdir()
     (run_dir / PARTIAL_ROWS).write_text("".join(json.dumps(r) + "\n" for r in rows) + '{"torn')
-    cli._write_run_config(run_dir, {"run_id": "run-x", "rate": 5.0, "goodput_slo": {}, "api_key": "s3cret"})
+    write_run_config(run_dir, config)
     assert "s3cret" not in (run_dir / RUN_CONFIG).read_text()
 
     assert cli.main(["--recover", str(run_dir)]) == 2  # rows just written: the generator may be alive
@@ -200,7 +204,64 @@ def test_recover_rebuilds_a_folder_whose_generator_and_cli_both_died(tmp_path, c
     assert cli.main(["--recover", str(run_dir)]) == 0
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["requests"]["sent"] == 120 and summary["throughput"]["offered_rate_per_s"] == 5.0
+    # the config written for --recover comes back as summary.json's config block, key for key
+    assert summary["config"] == {k: v for k, v in config.to_dict().items() if k != "api_key"}
     assert not (run_dir / PARTIAL_ROWS).exists() and not (run_dir / RUN_CONFIG).exists()
     assert cli.main(["--recover", str(run_dir)]) == 2  # a second time: already has a summary
     assert cli.main(["--recover", str(tmp_path)]) == 2
     assert "no requests.partial.jsonl" in capsys.readouterr().err
+
+
+def test_recover_reads_a_folder_written_before_the_typed_config(tmp_path):
+    """config.partial.json as the dict-config generator wrote it (and as an older one, with fewer keys)."""
+    from loadgen import cli
+    from loadgen.report import RUN_CONFIG
+
+    written = {
+        "run_id": "old-20260101T000000-ab12",
+        "name": "old",
+        "run_dir": str(tmp_path / "old"),
+        "url": "http://127.0.0.1:9",
+        "model": "m",
+        "endpoint": "completions",
+        "stream": False,
+        "users": 4,
+        "rate": None,
+        "arrival": "poisson",
+        "burstiness": 1.0,
+        "max_concurrency": None,
+        "shape": {"kind": "step", "users": 4, "duration_s": 10.0, "options": {}},
+        "input_tokens": "64",
+        "output_tokens": "32",
+        "output_tokens_from_flag": True,
+        "dataset": None,
+        "scenario": "synthetic",
+        "turns": "3",
+        "prefix_count": 4,
+        "prefix_tokens": 512,
+        "context_tokens": 4000,
+        "duration_s": 10.0,
+        "requests": None,
+        "processes": 2,
+        "seed": 7,
+        "timeout_s": 600.0,
+        "ignore_eos": False,
+        "temperature": None,
+        "goodput_slo": {"ttft_ms": 60.0},
+        "server": {"url": "http://127.0.0.1:9", "reachable": True, "models": ["m"], "http_server": "x"},
+        "tokens": {"source": "words", "words": [], "warnings": []},
+    }
+    older = {k: v for k, v in written.items() if k not in ("turns", "output_tokens_from_flag", "tokens")}
+    old = time.time() - cli.RECOVER_QUIET_S - 1
+    for name, config in (("old", written), ("older", older)):
+        run_dir = tmp_path / name
+        run_dir.mkdir()
+        (run_dir / PARTIAL_ROWS).write_text("".join(json.dumps(r) + "\n" for r in synthetic_rows(50)))
+        (run_dir / RUN_CONFIG).write_text(json.dumps(config))
+        for f in (PARTIAL_ROWS, RUN_CONFIG):
+            os.utime(run_dir / f, (old, old))
+        assert cli.main(["--recover", str(run_dir)]) == 0
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["config"] == {k: v for k, v in config.items() if k != "server"}
+        assert summary["server"] == written["server"] and summary["environment"]["processes"] == 2
+        assert summary["requests"]["sent"] == 50 and summary["run_id"] == written["run_id"]

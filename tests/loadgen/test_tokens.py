@@ -58,14 +58,14 @@ def test_server_tokenize_is_used_when_the_server_has_one(reference_server):
         assert server.available() and server.count("hello") == len("hello")  # tiny: one token per byte
     finally:
         server.close()
-    plan = resolve({"url": reference_server.url}, None)  # byte-level: no word is one token
+    plan = resolve(reference_server.url, None)  # byte-level: no word is one token
     assert plan.words == [] and "only 0 common words" in plan.warnings[0]
 
 
 def test_a_server_without_tokenize_keeps_words(tmp_path):
     from tests.support.servers import free_port
 
-    plan = resolve({"url": f"http://127.0.0.1:{free_port()}"}, None)
+    plan = resolve(f"http://127.0.0.1:{free_port()}", None)
     assert plan.words == [] and "no POST /tokenize" in plan.warnings[0]
 
 
