@@ -27,6 +27,7 @@ import statistics
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -53,14 +54,7 @@ def copy_bandwidth(device: str, mib: int = 128, reps: int = 3) -> float:
     src = torch.ones(mib * 2**20 // 4, device=device)
     dst = torch.empty_like(src)
     dst.copy_(src)
-    times = []
-    for _ in range(reps):
-        sync(device)
-        start = time.perf_counter()
-        dst.copy_(src)
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return 2 * src.numel() * 4 / min(times)
+    return 2 * src.numel() * 4 / min(timed(device, lambda: dst.copy_(src), reps))
 
 
 def read_bandwidth(device: str, nbytes: int, reps: int = 5) -> float:
@@ -75,14 +69,7 @@ def read_bandwidth(device: str, nbytes: int, reps: int = 5) -> float:
     The buffer sits in memory of the engine's weights' kind (huge pages on CPU, see hugepages.py)."""
     src = weight_like(device, nbytes // 4)
     src.sum()
-    times = []
-    for _ in range(reps):
-        sync(device)
-        start = time.perf_counter()
-        src.sum()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return src.numel() * 4 / statistics.median(times)
+    return src.numel() * 4 / statistics.median(timed(device, src.sum, reps))
 
 
 def gemv_bandwidth(device: str, nbytes: int, reps: int = 5) -> float:
@@ -99,13 +86,7 @@ def gemv_bandwidth(device: str, nbytes: int, reps: int = 5) -> float:
     x = torch.ones(1, rows, device=device)
     with torch.inference_mode():
         layer(x)
-        times = []
-        for _ in range(reps):
-            sync(device)
-            start = time.perf_counter()
-            layer(x)
-            sync(device)
-            times.append(time.perf_counter() - start)
+        times = timed(device, lambda: layer(x), reps)
     return rows * 1024 * 4 / statistics.median(times)
 
 
@@ -120,6 +101,18 @@ def weight_like(device: str, numel: int) -> torch.Tensor:
 def sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
+
+
+def timed(device: str, step: Callable[[], object], reps: int) -> list[float]:
+    """Seconds of each of `reps` calls of `step`, the device synchronised before and after each."""
+    times = []
+    for _ in range(reps):
+        sync(device)
+        start = time.perf_counter()
+        step()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def weight_bytes_per_step(engine: Engine) -> int:
