@@ -24,6 +24,7 @@ import shutil
 import statistics
 import time
 from pathlib import Path
+from typing import Any
 
 from bench.common import BENCH_DIR, print_table, write_result
 
@@ -86,6 +87,35 @@ def _timed_run(page: str, query: dict[str, str], downsample: bool, clear: bool, 
     return elapsed, at
 
 
+def _measure_page(page: str, query: dict[str, str], with_baseline: bool, repeats: int) -> dict[str, Any]:
+    """Render times of one page: baseline (no downsampling, cold cache), cold (caches cleared) and
+    warm (the same AppTest again, caches kept); their medians and every run."""
+    base = [_timed_run(page, query, False, True)[0] for _ in range(repeats)] if with_baseline else []
+    cold = [_timed_run(page, query, True, True)[0] for _ in range(repeats)]
+    _, at = _timed_run(page, query, True, False)
+    warm = [_timed_run(page, query, True, False, at)[0] for _ in range(repeats)]
+    med = {
+        k: statistics.median(v) if v else None
+        for k, v in (("baseline", base), ("cold", cold), ("warm", warm))
+    }
+    return {"median_s": med, "runs_s": {"baseline": base, "cold": cold, "warm": warm}}
+
+
+def _table_row(label: str, med: dict[str, float | None]) -> list[str]:
+    def ratio(a: float | None, b: float | None) -> str:
+        return f"{a / b:.1f}x" if a and b else "n/a"
+
+    return [
+        label,
+        f"{med['baseline']:.2f}" if med["baseline"] else "skipped",
+        f"{med['cold']:.2f}",
+        f"{med['warm']:.3f}",
+        ratio(med["baseline"], med["cold"]),
+        ratio(med["baseline"], med["warm"]),
+        "yes" if med["cold"] < BUDGET_S else "NO",
+    ]
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench dashboard", description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a day of samples and a 20,000-request run")
@@ -114,29 +144,11 @@ def main(argv: list[str]) -> int:
     os.environ[DATA_ENV] = str(root)
     _timed_run("load_tests", {"view": "Compare"}, True, True)  # import plotly/scipy/pyarrow once, untimed
 
-    rows, results = [], {}
-    for label, (page, query, with_baseline) in CASES.items():
-        base = [_timed_run(page, query, False, True)[0] for _ in range(args.repeats)] if with_baseline else []
-        cold = [_timed_run(page, query, True, True)[0] for _ in range(args.repeats)]
-        _, at = _timed_run(page, query, True, False)
-        warm = [_timed_run(page, query, True, False, at)[0] for _ in range(args.repeats)]
-        med = {
-            k: statistics.median(v) if v else None
-            for k, v in (("baseline", base), ("cold", cold), ("warm", warm))
-        }
-        results[label] = {"median_s": med, "runs_s": {"baseline": base, "cold": cold, "warm": warm}}
-        ratio = lambda a, b: f"{a / b:.1f}x" if a and b else "n/a"  # noqa: E731
-        rows.append(
-            [
-                label,
-                f"{med['baseline']:.2f}" if med["baseline"] else "skipped",
-                f"{med['cold']:.2f}",
-                f"{med['warm']:.3f}",
-                ratio(med["baseline"], med["cold"]),
-                ratio(med["baseline"], med["warm"]),
-                "yes" if med["cold"] < BUDGET_S else "NO",
-            ]
-        )
+    results = {
+        label: _measure_page(page, query, with_baseline, args.repeats)
+        for label, (page, query, with_baseline) in CASES.items()
+    }
+    rows = [_table_row(label, r["median_s"]) for label, r in results.items()]
     title = f"Dashboard render s, median of {args.repeats}: {days:g} d of 5 s samples x 3 targets, {n_requests:,}-request run"
     print_table(
         title, ["page", "baseline", "cold", "warm", "base/cold", "base/warm", f"cold<{BUDGET_S:g}s"], rows

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import json
 import shutil
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -18,7 +17,7 @@ from pathlib import Path
 import httpx
 import numpy as np
 
-from bench.common import stop_process
+from bench.common import free_port, stop_process
 from tollgate.contracts import server_metrics as m
 
 STEP_S = 5
@@ -98,12 +97,6 @@ def write_openmetrics(path: Path, days: float, end: float, seed: int = 7) -> int
             family(name, "histogram", series)
         out.write("# EOF\n")
     return samples
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class WeekOfPrometheus:

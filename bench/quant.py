@@ -128,6 +128,24 @@ def decode_speed(engine: Engine, prompts: list[list[int]]) -> float:
     return len(prompts) * OUTPUT_LEN / wall
 
 
+def interleaved_speeds(engines: dict[str, Engine], reps: int) -> dict[tuple[str, int], list[float]]:
+    """(engine, concurrency) -> tokens/s of each repetition; the engines take turns on the same prompts,
+    so each pair of figures ran back to back under the same machine load."""
+    rng = random.Random(0)
+    vocab = engines["fp32"].vocab_size
+    speed: dict[tuple[str, int], list[float]] = {}
+    for e in engines.values():
+        e.start()
+    for _ in range(reps):
+        for conc in (1, 16):
+            prompts = random_prompts(rng, conc, PROMPT_LEN, vocab)
+            for name, e in engines.items():
+                speed.setdefault((name, conc), []).append(decode_speed(e, prompts))
+    for e in engines.values():
+        e.shutdown()
+    return speed
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench quant", description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m", help="preset, .gguf file or checkpoint dir")
@@ -149,17 +167,7 @@ def main(argv: list[str]) -> int:
         ppl = {name: perplexity(e) for name, e in engines.items()}
         ppl_hf = None if args.no_transformers else transformers_perplexity(args.model, windows(fp32))
         agree, exact = agreement(fp32, int8)
-    rng = random.Random(0)
-    speed: dict[tuple[str, int], list[float]] = {}
-    for e in engines.values():
-        e.start()
-    for _ in range(args.reps):
-        for conc in (1, 16):
-            prompts = random_prompts(rng, conc, PROMPT_LEN, fp32.vocab_size)
-            for name, e in engines.items():
-                speed.setdefault((name, conc), []).append(decode_speed(e, prompts))
-    for e in engines.values():
-        e.shutdown()
+    speed = interleaved_speeds(engines, args.reps)
     med = {k: statistics.median(v) for k, v in speed.items()}
     # ratio: median of the per-repetition ratios (each pair ran back to back, under the same load)
     paired = {

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,22 +25,16 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from bench.common import print_table, stop_process, write_result
+from bench.common import free_port, print_table, stop_process, write_result
 
 REPO = Path(__file__).resolve().parents[1]
 HOG_MAX_S = 120.0
 HOG = "import time\nend = time.time() + %f\nwhile time.time() < end: pass\n"
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
 def reference_server(log: Path) -> Iterator[str]:
-    port = _port()
+    port = free_port()
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     cmd = [
         sys.executable,

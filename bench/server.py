@@ -27,7 +27,8 @@ import statistics
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, replace
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -53,14 +54,7 @@ def copy_bandwidth(device: str, mib: int = 128, reps: int = 3) -> float:
     src = torch.ones(mib * 2**20 // 4, device=device)
     dst = torch.empty_like(src)
     dst.copy_(src)
-    times = []
-    for _ in range(reps):
-        sync(device)
-        start = time.perf_counter()
-        dst.copy_(src)
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return 2 * src.numel() * 4 / min(times)
+    return 2 * src.numel() * 4 / min(timed(device, lambda: dst.copy_(src), reps))
 
 
 def read_bandwidth(device: str, nbytes: int, reps: int = 5) -> float:
@@ -75,14 +69,7 @@ def read_bandwidth(device: str, nbytes: int, reps: int = 5) -> float:
     The buffer sits in memory of the engine's weights' kind (huge pages on CPU, see hugepages.py)."""
     src = weight_like(device, nbytes // 4)
     src.sum()
-    times = []
-    for _ in range(reps):
-        sync(device)
-        start = time.perf_counter()
-        src.sum()
-        sync(device)
-        times.append(time.perf_counter() - start)
-    return src.numel() * 4 / statistics.median(times)
+    return src.numel() * 4 / statistics.median(timed(device, src.sum, reps))
 
 
 def gemv_bandwidth(device: str, nbytes: int, reps: int = 5) -> float:
@@ -99,13 +86,7 @@ def gemv_bandwidth(device: str, nbytes: int, reps: int = 5) -> float:
     x = torch.ones(1, rows, device=device)
     with torch.inference_mode():
         layer(x)
-        times = []
-        for _ in range(reps):
-            sync(device)
-            start = time.perf_counter()
-            layer(x)
-            sync(device)
-            times.append(time.perf_counter() - start)
+        times = timed(device, lambda: layer(x), reps)
     return rows * 1024 * 4 / statistics.median(times)
 
 
@@ -120,6 +101,18 @@ def weight_like(device: str, numel: int) -> torch.Tensor:
 def sync(device: str) -> None:
     if device == "cuda":
         torch.cuda.synchronize()
+
+
+def timed(device: str, step: Callable[[], object], reps: int) -> list[float]:
+    """Seconds of each of `reps` calls of `step`, the device synchronised before and after each."""
+    times = []
+    for _ in range(reps):
+        sync(device)
+        start = time.perf_counter()
+        step()
+        sync(device)
+        times.append(time.perf_counter() - start)
+    return times
 
 
 def weight_bytes_per_step(engine: Engine) -> int:
@@ -225,75 +218,137 @@ def say(text: str) -> None:
     print(f"  [{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-def bench_preset(preset: str, device: str, plan: Plan) -> dict[str, Any]:
-    import transformers
+@dataclass
+class Conc1Runs:
+    """Per-run figures at concurrency 1, where each decode run follows its own bandwidth probes (the
+    machine's share moves with its load), so each run's fraction of the roofline can be reported."""
 
-    rng = random.Random(0)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = export_model(preset, Path(tmp) / preset)
-        config = EngineConfig(
-            model=str(path), device=device, max_num_seqs=max(plan.concs), num_kv_blocks=1024
+    roofline_tps: list[float] = field(default_factory=list)
+    copy_roofline_tps: list[float] = field(default_factory=list)
+    gemv_tps: list[float] = field(default_factory=list)
+    decode_tps: list[float] = field(default_factory=list)
+    hf_walls: list[float] = field(default_factory=list)
+    compiled_walls: list[float] = field(default_factory=list)
+    compiled_decode_tps: list[float] = field(default_factory=list)
+
+
+class PresetBench:
+    """The engine (and its compiled twin when the plan asks), and transformers on the same exported
+    checkpoint, run through one preset's plan on the same seeded prompts."""
+
+    def __init__(self, preset: str, device: str, plan: Plan) -> None:
+        import transformers
+
+        self.device, self.plan, self.rng = device, plan, random.Random(0)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = export_model(preset, Path(tmp) / preset)
+            config = EngineConfig(
+                model=str(path), device=device, max_num_seqs=max(plan.concs), num_kv_blocks=1024
+            )
+            self.engine = Engine(config)
+            self.compiled = Engine(replace(config, compile_decode=True)) if plan.compiled else None
+            self.dtype = self.engine.runner.dtype
+            self.hf = (
+                transformers.AutoModelForCausalLM.from_pretrained(path, dtype=self.dtype).to(device).eval()
+            )
+        self.params = SamplingParams(max_tokens=plan.output_len, temperature=0.0, ignore_eos=True)
+        self.wbytes = 0  # known once the engine has started (it may repack its weights)
+        self.conc1 = Conc1Runs()
+
+    def start(self) -> None:
+        """Start the engines and run each side once, untimed."""
+        self.engine.start()
+        if self.compiled is not None:
+            self.compiled.start()
+        vocab = self.engine.vocab_size
+        run_engine(
+            self.engine,
+            random_prompts(self.rng, 2, PROMPT_LEN, vocab),
+            SamplingParams(max_tokens=8, ignore_eos=True),
         )
-        engine = Engine(config)
-        compiled = Engine(replace(config, compile_decode=True)) if plan.compiled else None
-        dtype = engine.runner.dtype
-        hf = transformers.AutoModelForCausalLM.from_pretrained(path, dtype=dtype).to(device).eval()
-    engine.start()
-    if compiled is not None:
-        compiled.start()
-    vocab, n_out = engine.vocab_size, plan.output_len
-    params = SamplingParams(max_tokens=n_out, temperature=0.0, ignore_eos=True)
-    run_engine(
-        engine, random_prompts(rng, 2, PROMPT_LEN, vocab), SamplingParams(max_tokens=8, ignore_eos=True)
-    )
-    hf_generate(hf, random_prompts(rng, 1, PROMPT_LEN, vocab), 8)
-    result: dict[str, Any] = {"preset": preset, "device": device, "dtype": str(dtype), "output_tokens": n_out}
-    wbytes = weight_bytes_per_step(engine)
-    single, decode_tps, roofline_tps, copy_roofline_tps, gemv_tps, conc = [], [], [], [], [], {}
-    compiled_walls, compiled_decode_tps = [], []
-    for c in plan.concs:
-        walls, static = [], []
-        for _ in range(plan.reps_conc1 if c == 1 else plan.reps):
-            prompts = random_prompts(rng, c, PROMPT_LEN, vocab)
-            if c == 1:  # bandwidth right before each decode run: the machine's share moves with its load
-                roofline_tps.append(read_bandwidth(device, wbytes) / wbytes)
-                copy_roofline_tps.append(copy_bandwidth(device) / wbytes)
-                gemv_tps.append(gemv_bandwidth(device, wbytes) / wbytes)
-            wall, times = run_engine(engine, prompts, params)
+        hf_generate(self.hf, random_prompts(self.rng, 1, PROMPT_LEN, vocab), 8)
+        self.wbytes = weight_bytes_per_step(self.engine)
+
+    def point(self, c: int) -> dict[str, float]:
+        """Tokens/s of the engine at concurrency c, and of transformers' static batch of c (c > 1)."""
+        n_out, walls, static = self.plan.output_len, [], []
+        for _ in range(self.plan.reps_conc1 if c == 1 else self.plan.reps):
+            prompts = random_prompts(self.rng, c, PROMPT_LEN, self.engine.vocab_size)
+            if c == 1:
+                self._probe_bandwidth()
+            wall, times = run_engine(self.engine, prompts, self.params)
             walls.append(wall)
             if c == 1:
-                decode_tps.append(decode_rate(times[0], n_out))
-                single.append(hf_generate(hf, prompts, n_out))
-                if compiled is not None:
-                    wall, times = run_engine(compiled, prompts, params)
-                    compiled_walls.append(wall)
-                    compiled_decode_tps.append(decode_rate(times[0], n_out))
+                self._single_stream(prompts, times)
             else:
-                static.append(hf_generate(hf, prompts, n_out))
-        conc[str(c)] = {"engine_tps": c * n_out / statistics.median(walls)}
+                static.append(hf_generate(self.hf, prompts, n_out))
+        point = {"engine_tps": c * n_out / statistics.median(walls)}
         if static:
-            conc[str(c)]["hf_static_batch_tps"] = c * n_out / statistics.median(static)
-        say(f"{preset} conc {c}: {conc[str(c)]}")
-    result["hf_one_at_a_time_tps"] = n_out / statistics.median(single)
-    result["concurrency"] = conc
-    result["roofline"] = {
-        "weight_bytes_per_step": wbytes,
-        "bandwidth_bytes_per_s": statistics.median(roofline_tps) * wbytes,
-        "roofline_tps": statistics.median(roofline_tps),
-        "engine_decode_tps": statistics.median(decode_tps),
-        "fraction_per_run": [d / r for d, r in zip(decode_tps, roofline_tps, strict=True)],
-        "copy_burst_roofline_tps": statistics.median(copy_roofline_tps),
-        "gemv_line_tps": statistics.median(gemv_tps),
-    }
-    if compiled is not None:
-        result["compiled"] = {
-            "engine_tps": n_out / statistics.median(compiled_walls),
-            "engine_decode_tps": statistics.median(compiled_decode_tps),
-            "fraction_per_run": [d / r for d, r in zip(compiled_decode_tps, roofline_tps, strict=True)],
+            point["hf_static_batch_tps"] = c * n_out / statistics.median(static)
+        return point
+
+    def _probe_bandwidth(self) -> None:
+        device, wbytes = self.device, self.wbytes
+        self.conc1.roofline_tps.append(read_bandwidth(device, wbytes) / wbytes)
+        self.conc1.copy_roofline_tps.append(copy_bandwidth(device) / wbytes)
+        self.conc1.gemv_tps.append(gemv_bandwidth(device, wbytes) / wbytes)
+
+    def _single_stream(self, prompts: list[list[int]], times: Any) -> None:
+        """After the engine's concurrency-1 run: its decode rate, transformers' and the compiled engine's run."""
+        n_out = self.plan.output_len
+        self.conc1.decode_tps.append(decode_rate(times[0], n_out))
+        self.conc1.hf_walls.append(hf_generate(self.hf, prompts, n_out))
+        if self.compiled is not None:
+            wall, times = run_engine(self.compiled, prompts, self.params)
+            self.conc1.compiled_walls.append(wall)
+            self.conc1.compiled_decode_tps.append(decode_rate(times[0], n_out))
+
+    def roofline(self) -> dict[str, Any]:
+        runs = self.conc1
+        return {
+            "weight_bytes_per_step": self.wbytes,
+            "bandwidth_bytes_per_s": statistics.median(runs.roofline_tps) * self.wbytes,
+            "roofline_tps": statistics.median(runs.roofline_tps),
+            "engine_decode_tps": statistics.median(runs.decode_tps),
+            "fraction_per_run": [d / r for d, r in zip(runs.decode_tps, runs.roofline_tps, strict=True)],
+            "copy_burst_roofline_tps": statistics.median(runs.copy_roofline_tps),
+            "gemv_line_tps": statistics.median(runs.gemv_tps),
         }
-        compiled.shutdown()
+
+    def compiled_result(self) -> dict[str, Any]:
+        runs = self.conc1
+        return {
+            "engine_tps": self.plan.output_len / statistics.median(runs.compiled_walls),
+            "engine_decode_tps": statistics.median(runs.compiled_decode_tps),
+            "fraction_per_run": [
+                d / r for d, r in zip(runs.compiled_decode_tps, runs.roofline_tps, strict=True)
+            ],
+        }
+
+
+def bench_preset(preset: str, device: str, plan: Plan) -> dict[str, Any]:
+    bench = PresetBench(preset, device, plan)
+    bench.start()
+    n_out = plan.output_len
+    result: dict[str, Any] = {
+        "preset": preset,
+        "device": device,
+        "dtype": str(bench.dtype),
+        "output_tokens": n_out,
+    }
+    conc = {}
+    for c in plan.concs:
+        conc[str(c)] = bench.point(c)
+        say(f"{preset} conc {c}: {conc[str(c)]}")
+    result["hf_one_at_a_time_tps"] = n_out / statistics.median(bench.conc1.hf_walls)
+    result["concurrency"] = conc
+    result["roofline"] = bench.roofline()
+    if bench.compiled is not None:
+        result["compiled"] = bench.compiled_result()
+        bench.compiled.shutdown()
+    engine = bench.engine
     length = min(1024, engine.max_model_len - 1)
-    hit, cold = prefix_ttft(engine, rng, length, 960, plan.reps)
+    hit, cold = prefix_ttft(engine, bench.rng, length, 960, plan.reps)
     result["prefix"] = {"prompt_tokens": length, "cached_tokens": 960, "ttft_hit_s": hit, "ttft_cold_s": cold}
     say(f"{preset} prefix TTFT hit {hit * 1e3:.0f} ms, cold {cold * 1e3:.0f} ms")
     engine.shutdown()

@@ -18,7 +18,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import stop_process
+from bench.common import free_port, stop_process
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_VLLM_PYTHON = REPO / ".peers" / "vllm" / "bin" / "python"
@@ -73,12 +72,6 @@ WORDS = [
     "because",
     "through",
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def prompts(n: int, seed: int) -> list[str]:

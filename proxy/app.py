@@ -35,26 +35,36 @@ def normalize_upstream(url: str) -> str:
     return url.removesuffix("/v1")
 
 
+def capture_writer(settings: ProxySettings, metrics: ProxyMetrics) -> CaptureWriter | None:
+    """The capture log's writer (tollgate.contracts.capture_log), None without --capture."""
+    if not settings.capture_path:
+        return None
+    return CaptureWriter(
+        settings.capture_path,
+        include_text=settings.capture_text,
+        max_bytes=settings.capture_max_bytes,
+        on_drop=metrics.capture_dropped.inc,
+    )
+
+
+def upstream_client(settings: ProxySettings) -> httpx.AsyncClient:
+    """One pooled client for every relayed request; only the read timeout waits on generation."""
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(10.0, read=settings.read_timeout_s),
+        limits=httpx.Limits(
+            max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
+        ),
+    )
+
+
 def create_app(settings: ProxySettings) -> FastAPI:
     metrics = ProxyMetrics()
     state: dict[str, relay.Upstream] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        capture = None
-        if settings.capture_path:
-            capture = CaptureWriter(
-                settings.capture_path,
-                include_text=settings.capture_text,
-                max_bytes=settings.capture_max_bytes,
-                on_drop=metrics.capture_dropped.inc,
-            )
-        client = httpx.AsyncClient(
-            timeout=httpx.Timeout(10.0, read=settings.read_timeout_s),
-            limits=httpx.Limits(
-                max_connections=settings.max_connections, max_keepalive_connections=settings.max_connections
-            ),
-        )
+        capture = capture_writer(settings, metrics)
+        client = upstream_client(settings)
         state["up"] = relay.Upstream(
             client, normalize_upstream(settings.upstream), metrics, capture, settings.capture_text
         )

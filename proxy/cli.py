@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
+
+if TYPE_CHECKING:  # proxy.app loads FastAPI
+    from proxy.app import ProxySettings
 
 
 def _listen(value: str) -> tuple[str, int]:
@@ -41,16 +45,10 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-def main(argv: list[str]) -> int:
-    args = parser().parse_args(argv)
-    import uvicorn  # with FastAPI (proxy.app): ~0.8 s of imports that `--help` does not need
+def settings_of(args: argparse.Namespace) -> ProxySettings:
+    from proxy.app import ProxySettings
 
-    from proxy.app import ProxySettings, create_app
-
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    settings = ProxySettings(
+    return ProxySettings(
         upstream=args.upstream,
         capture_path=args.capture,
         capture_text=args.capture_text,
@@ -58,6 +56,18 @@ def main(argv: list[str]) -> int:
         read_timeout_s=args.timeout,
         max_connections=args.max_connections,
     )
+
+
+def main(argv: list[str]) -> int:
+    args = parser().parse_args(argv)
+    import uvicorn  # with FastAPI (proxy.app): ~0.8 s of imports that `--help` does not need
+
+    from proxy.app import create_app
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    settings = settings_of(args)
     host, port = args.listen
     print(
         f"tollgate proxy: http://{host}:{port} -> {settings.upstream}"

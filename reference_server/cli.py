@@ -12,6 +12,11 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch loads with the engine, after the flags are checked
+    from reference_server.config import EngineConfig
+    from reference_server.server.state import ServeSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -42,6 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
         prog="tollgate serve",
         description="Run the reference inference server: OpenAI-compatible API, vLLM-compatible /metrics.",
     )
+    _add_model_flags(p)
+    _add_http_flags(p)
+    _add_capture_flags(p)
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+    _add_engine_flags(p)
+    return p
+
+
+def _add_model_flags(p: argparse.ArgumentParser) -> None:
+    """What is served, and under which name."""
     p.add_argument(
         "--model",
         default="tiny",
@@ -55,6 +70,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="jinja chat template file (or its text) to use instead of the model's own, as vLLM's flag",
     )
     p.add_argument("--served-model-name", default=None, help="model name reported by the API")
+
+
+def _add_http_flags(p: argparse.ArgumentParser) -> None:
+    """Where it listens, who may call it, and how much a client may hold or send."""
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=_positive(int, 0, 65535), default=8000, help="0 picks a free port")
     p.add_argument(
@@ -87,6 +106,10 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         help="longest pause (seconds) while a client sends a request body before it is closed",
     )
+
+
+def _add_capture_flags(p: argparse.ArgumentParser) -> None:
+    """The capture log (tollgate.contracts.capture_log) drift reads."""
     p.add_argument(
         "--capture", default=None, metavar="PATH", help="append one JSON line per finished request"
     )
@@ -94,7 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--capture-max-bytes", type=_positive(int), default=None, help="rotate the capture file by size"
     )
-    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
+
+
+def _add_engine_flags(p: argparse.ArgumentParser) -> None:
+    """The engine's configuration (reference_server.config.EngineConfig), a group of its own in --help."""
     e = p.add_argument_group("engine")
     e.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when available")
     e.add_argument("--dtype", choices=["float32", "float16", "bfloat16"], default=None)
@@ -134,7 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="int8: weight-only per-channel int8 linear layers (lm_head included), ~4x less weight "
         "memory, faster memory-bound decode; KV cache unchanged (see README, Quantization)",
     )
-    return p
 
 
 def _check_capture_path(path: str) -> str | None:
@@ -150,39 +175,24 @@ def _check_capture_path(path: str) -> str | None:
     return None
 
 
-def main(argv: list[str]) -> int:
-    args = build_parser().parse_args(argv)
+def _flag_problem(args: argparse.Namespace) -> str | None:
+    """Why the flags cannot be served (checked before torch loads), else None."""
     from reference_server.loader import model_names
 
     if args.model not in model_names() and not Path(args.model).exists():
-        print(
-            f"tollgate serve: --model {args.model}: not a preset ({', '.join(model_names())}), "
-            "not a directory and not a .gguf file",
-            file=sys.stderr,
+        return (
+            f"--model {args.model}: not a preset ({', '.join(model_names())}), "
+            "not a directory and not a .gguf file"
         )
-        return EXIT_USAGE
-    if args.capture and (problem := _check_capture_path(args.capture)):
-        print(f"tollgate serve: {problem}", file=sys.stderr)
-        return EXIT_USAGE
+    if args.capture:
+        return _check_capture_path(args.capture)
+    return None
 
-    import prometheus_client
 
+def engine_config(args: argparse.Namespace) -> EngineConfig:
     from reference_server.config import EngineConfig
-    from reference_server.engine import Engine
-    from reference_server.errors import ConfigError
-    from reference_server.server.serving import serve
-    from reference_server.server.state import ServerContext, ServeSettings
 
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    prometheus_client.disable_created_metrics()  # as vLLM: no *_created series
-    if args.threads is not None:
-        import torch
-
-        torch.set_num_threads(args.threads)
-
-    config = EngineConfig(
+    return EngineConfig(
         model=args.model,
         device=args.device,
         dtype=args.dtype,
@@ -200,7 +210,12 @@ def main(argv: list[str]) -> int:
         chat_template=args.chat_template,
         inject_latency_ms=args.inject_latency_ms,
     )
-    settings = ServeSettings(
+
+
+def serve_settings(args: argparse.Namespace) -> ServeSettings:
+    from reference_server.server.state import ServeSettings
+
+    return ServeSettings(
         max_waiting=args.max_waiting,
         api_key=args.api_key,
         protect_metrics=args.protect_metrics,
@@ -212,7 +227,33 @@ def main(argv: list[str]) -> int:
         header_timeout_s=args.header_timeout,
         body_timeout_s=args.body_timeout,
     )
-    ctx = ServerContext(settings=settings, engine_factory=lambda: Engine(config))
+
+
+def main(argv: list[str]) -> int:
+    args = build_parser().parse_args(argv)
+    problem = _flag_problem(args)
+    if problem:
+        print(f"tollgate serve: {problem}", file=sys.stderr)
+        return EXIT_USAGE
+
+    import prometheus_client
+
+    from reference_server.engine import Engine
+    from reference_server.errors import ConfigError
+    from reference_server.server.serving import serve
+    from reference_server.server.state import ServerContext
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    prometheus_client.disable_created_metrics()  # as vLLM: no *_created series
+    if args.threads is not None:
+        import torch
+
+        torch.set_num_threads(args.threads)
+
+    config = engine_config(args)
+    ctx = ServerContext(settings=serve_settings(args), engine_factory=lambda: Engine(config))
     if not serve(ctx, args.host, args.port, args.log_level):
         print(
             f"tollgate serve: could not listen on {args.host}:{args.port} (see the error above)",

@@ -19,7 +19,8 @@ from typing import Any
 
 from loadgen import cli
 from loadgen.config import RunConfig
-from loadgen.flags import positive_int
+from release.flags import new_parser
+from release.table import number, print_metric_table, share, signed
 from tollgate.contracts.release import AB_EXIT, RELEASE_SCHEMA_VERSION
 
 SET_BY_AB = ("--url", "--out", "--name")
@@ -27,12 +28,7 @@ MAX_START_DELAY_S = 20.0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="tollgate ab",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
+    p = new_parser("tollgate ab", __doc__)
     p.add_argument("--url-a", required=True, help="server A (the reference, e.g. production)")
     p.add_argument("--url-b", required=True, help="server B (the candidate)")
     p.add_argument(
@@ -44,7 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--alpha", type=float, default=0.05, help="family-wise significance level")
     p.add_argument("--min-effect", type=float, default=0.05, help="smallest relative shift that counts")
     p.add_argument("--correction", choices=("holm", "bh"), default="holm", help="across metrics")
-    p.add_argument("--min-samples", type=positive_int, default=20, help="per side and metric")
+    p.add_argument("--min-samples", type=int, default=20, help="per side and metric")
     p.add_argument(
         "--start-delay",
         type=cli.parse_duration,
@@ -95,57 +91,35 @@ def run_sides(
     return done
 
 
-def main(argv: list[str]) -> int:
-    parser = build_parser()
-    args, rest = parser.parse_known_args(argv)
-    # imported after parsing: scipy/statsmodels/pandas take ~2 s, `--help` should not wait for them
-    from loadgen.gate import InvalidRun, load_run
-    from loadgen.report import write_json_atomic
-    from release.ab import compare_runs, verdict
-
+def check_flags(args: argparse.Namespace, rest: list[str], parser: argparse.ArgumentParser) -> None:
+    """parser.error (exit 2) on a flag tollgate ab sets itself or a value out of range."""
     for flag in SET_BY_AB:
         if flag in rest:
             parser.error(f"{flag} is set by tollgate ab (use --url-a/--url-b, --ab-out, --name); remove it")
     if not 0 < args.alpha < 1:
         parser.error(f"--alpha {args.alpha} must be between 0 and 1")
+    if args.min_samples < 1:
+        parser.error(f"--min-samples {args.min_samples} must be at least 1")
     if not 0 <= args.start_delay <= MAX_START_DELAY_S:
         # each side's run ends at most 30 s (the open-loop grace) after its --duration; a later start is cut
         parser.error(f"--start-delay must be between 0 and {MAX_START_DELAY_S:g}s")
-    ab_id = f"{args.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
-    folder = Path(args.ab_out).resolve() / ab_id
-    problem = cli.check_run_dir(folder, args.ab_out, "--ab-out")
-    if problem:
-        print(f"tollgate ab: {problem}", file=sys.stderr)
-        return 2
-    load_parser = cli.build_parser()
-    load_parser.prog = "tollgate ab"
-    sides = {
-        s: side_config(rest, url, folder, ab_id, s, load_parser)
-        for s, url in (("a", args.url_a), ("b", args.url_b))
-    }
+
+
+def unreachable(sides: dict[str, tuple[argparse.Namespace, RunConfig]]) -> str | None:
+    """Why the A/B cannot start when a side's server does not answer, else None."""
     for side, (_, config) in sides.items():
         info = cli.server_identity(config.url, config.api_key)
         if not info["reachable"]:
-            print(
-                f"tollgate ab: server {side.upper()} at {config.url} is unreachable: {info.get('error')}",
-                file=sys.stderr,
-            )
-            return 2
-    if args.order == "concurrent":
-        start_at = time.time() + args.start_delay  # both generators' schedules share one zero
-        for _, config in sides.values():
-            config.start_at = start_at
-    try:
-        dirs = run_sides(sides, load_parser, args.order)
-    except (RuntimeError, OSError) as exc:
-        print(f"tollgate ab: {exc}", file=sys.stderr)
-        return 2
-    try:
-        runs = {s: load_run(d, strict=False) for s, d in dirs.items()}
-    except InvalidRun as exc:
-        print(f"tollgate ab: {exc}", file=sys.stderr)
-        return 2
-    paired = args.order == "concurrent" and sides["a"][1].rate is not None
+            return f"server {side.upper()} at {config.url} is unreachable: {info.get('error')}"
+    return None
+
+
+def ab_result(
+    args: argparse.Namespace, ab_id: str, dirs: dict[str, Path], runs: dict[str, Any], paired: bool
+) -> dict[str, Any]:
+    """ab.json (tollgate.contracts.release) from the two sides' finished runs."""
+    from release.ab import compare_runs, verdict
+
     metrics = compare_runs(
         runs["a"].frame,
         runs["b"].frame,
@@ -156,7 +130,7 @@ def main(argv: list[str]) -> int:
         paired,
     )
     decided, reasons = verdict(metrics, {s: r.summary for s, r in runs.items()})
-    result = {
+    return {
         "schema_version": RELEASE_SCHEMA_VERSION,
         "ab_id": ab_id,
         "order": args.order,
@@ -174,35 +148,67 @@ def main(argv: list[str]) -> int:
         "reasons": reasons,
         "created_at": time.time(),
     }
+
+
+def main(argv: list[str]) -> int:
+    parser = build_parser()
+    args, rest = parser.parse_known_args(argv)
+    # imported after parsing: scipy/statsmodels/pandas take ~2 s, `--help` should not wait for them
+    from loadgen.gate import InvalidRun, load_run
+    from loadgen.report import write_json_atomic
+
+    check_flags(args, rest, parser)
+    ab_id = f"{args.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
+    folder = Path(args.ab_out).resolve() / ab_id
+    problem = cli.check_run_dir(folder, args.ab_out, "--ab-out")
+    if problem:
+        print(f"tollgate ab: {problem}", file=sys.stderr)
+        return 2
+    load_parser = cli.build_parser()
+    load_parser.prog = "tollgate ab"
+    sides = {
+        s: side_config(rest, url, folder, ab_id, s, load_parser)
+        for s, url in (("a", args.url_a), ("b", args.url_b))
+    }
+    problem = unreachable(sides)
+    if problem:
+        print(f"tollgate ab: {problem}", file=sys.stderr)
+        return 2
+    if args.order == "concurrent":
+        start_at = time.time() + args.start_delay  # both generators' schedules share one zero
+        for _, config in sides.values():
+            config.start_at = start_at
+    try:
+        dirs = run_sides(sides, load_parser, args.order)
+    except (RuntimeError, OSError) as exc:
+        print(f"tollgate ab: {exc}", file=sys.stderr)
+        return 2
+    try:
+        runs = {s: load_run(d, strict=False) for s, d in dirs.items()}
+    except InvalidRun as exc:
+        print(f"tollgate ab: {exc}", file=sys.stderr)
+        return 2
+    paired = args.order == "concurrent" and sides["a"][1].rate is not None
+    result = ab_result(args, ab_id, dirs, runs, paired)
     write_json_atomic(folder / "ab.json", result)
     print_table(result)
     print(folder)
-    return AB_EXIT[decided]
+    return result["exit_code"]
 
 
 def print_table(result: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"A/B {result['ab_id']} ({result['order']}): {result['verdict']}")
-    for col in ("metric", "A median", "B median", "shift B-A", "delta / r", "p (adj.)", "favours"):
-        table.add_column(col, justify="left" if col == "metric" else "right")
-    for name, r in result["metrics"].items():
-        delta = r.get("cliffs_delta", r.get("rank_biserial"))
-        table.add_row(
+    columns = ("metric", "A median", "B median", "shift B-A", "delta / r", "p (adj.)", "favours")
+    rows = (
+        (
             name,
-            _fmt(r.get("median_a")),
-            _fmt(r.get("median_b")),
-            "-" if r.get("relative_shift") is None else f"{r['relative_shift']:+.1%}",
-            "-" if delta is None else f"{delta:+.2f}",
-            _fmt(r.get("p_adjusted")),
+            number(r.get("median_a")),
+            number(r.get("median_b")),
+            share(r.get("relative_shift")),
+            signed(r.get("cliffs_delta", r.get("rank_biserial"))),
+            number(r.get("p_adjusted")),
             (r.get("better") or "-").upper(),
         )
-    console = Console()
-    console.print(table)
-    for reason in result["reasons"]:
-        console.print(f"  {reason}")
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+        for name, r in result["metrics"].items()
+    )
+    title = f"A/B {result['ab_id']} ({result['order']}): {result['verdict']}"
+    print_metric_table(title, columns, 1, rows, [f"  {reason}" for reason in result["reasons"]])

@@ -77,6 +77,58 @@ def failed(classification: str, metric: Metric) -> bool:
     )
 
 
+def compare_window(
+    source: Source, baseline: str, canary: str, start: float, end: float, judgement: Judgement
+) -> dict[str, dict[str, Any]]:
+    """Per metric: the canary's samples against the baseline's over [start, end], corrected across metrics."""
+    results: dict[str, dict[str, Any]] = {}
+    for m in METRICS:
+        base = source.samples(baseline, m.name, start, end, judgement.min_samples)
+        cand = source.samples(canary, m.name, start, end, judgement.min_samples)
+        results[m.name] = compare_samples(
+            base, cand, min_effect=judgement.min_effect, min_samples=judgement.min_samples
+        )
+    method = {"bh": "fdr_bh"}.get(judgement.correction, judgement.correction)
+    correct(results, 1.0 - judgement.confidence, method)
+    return results
+
+
+def classified(results: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """canary.json's `metrics`: each comparison with its Kayenta class and whether the metric passed."""
+    metrics = {}
+    for m in METRICS:
+        r = results[m.name]
+        cls = classify(r, m)
+        metrics[m.name] = {
+            "classification": cls,
+            "passed": cls != "NoData" and not failed(cls, m),
+            "bad_direction": m.bad,
+            "critical": m.critical,
+            **{k: v for k, v in r.items() if k not in ("better", "higher_is_better")},
+        }
+    return metrics
+
+
+def decide(metrics: dict[str, dict[str, Any]], judgement: Judgement) -> tuple[float, str, str]:
+    """(score, verdict, reason): a failed critical metric fails the canary whatever the score."""
+    with_data = [n for n, r in metrics.items() if r["classification"] != "NoData"]
+    score = 100.0 * sum(metrics[n]["passed"] for n in with_data) / len(with_data) if with_data else 0.0
+    critical_failed = [n for n in with_data if metrics[n]["critical"] and not metrics[n]["passed"]]
+    if not with_data:
+        return score, "nodata", "no metric had enough samples on both sides in the window"
+    if critical_failed:
+        return score, "fail", f"critical metric failed: {', '.join(critical_failed)}"
+    if score >= judgement.pass_score:
+        return score, "pass", f"score {score:.0f} >= {judgement.pass_score:g}"
+    if score >= judgement.marginal_score:
+        return (
+            score,
+            "marginal",
+            f"score {score:.0f} between {judgement.marginal_score:g} and {judgement.pass_score:g}",
+        )
+    return score, "fail", f"score {score:.0f} < {judgement.marginal_score:g}"
+
+
 def judge(
     source: Source,
     baseline: str,
@@ -89,46 +141,8 @@ def judge(
     end = time.time() if end is None else end
     start = end - window_s
     baseline, canary = source.check_target(baseline), source.check_target(canary)
-    results: dict[str, dict[str, Any]] = {}
-    for m in METRICS:
-        base = source.samples(baseline, m.name, start, end, judgement.min_samples)
-        cand = source.samples(canary, m.name, start, end, judgement.min_samples)
-        results[m.name] = compare_samples(
-            base, cand, min_effect=judgement.min_effect, min_samples=judgement.min_samples
-        )
-    method = {"bh": "fdr_bh"}.get(judgement.correction, judgement.correction)
-    correct(results, 1.0 - judgement.confidence, method)
-    metrics, passed, with_data, critical_failed = {}, 0, 0, []
-    for m in METRICS:
-        r = results[m.name]
-        cls = classify(r, m)
-        bad = failed(cls, m)
-        metrics[m.name] = {
-            "classification": cls,
-            "passed": cls != "NoData" and not bad,
-            "bad_direction": m.bad,
-            "critical": m.critical,
-            **{k: v for k, v in r.items() if k not in ("better", "higher_is_better")},
-        }
-        if cls != "NoData":
-            with_data += 1
-            passed += not bad
-            if bad and m.critical:
-                critical_failed.append(m.name)
-    score = 100.0 * passed / with_data if with_data else 0.0
-    if not with_data:
-        verdict, reason = "nodata", "no metric had enough samples on both sides in the window"
-    elif critical_failed:
-        verdict, reason = "fail", f"critical metric failed: {', '.join(critical_failed)}"
-    elif score >= judgement.pass_score:
-        verdict, reason = "pass", f"score {score:.0f} >= {judgement.pass_score:g}"
-    elif score >= judgement.marginal_score:
-        verdict, reason = (
-            "marginal",
-            f"score {score:.0f} between {judgement.marginal_score:g} and {judgement.pass_score:g}",
-        )
-    else:
-        verdict, reason = "fail", f"score {score:.0f} < {judgement.marginal_score:g}"
+    metrics = classified(compare_window(source, baseline, canary, start, end, judgement))
+    score, verdict, reason = decide(metrics, judgement)
     failing = [n for n, r in metrics.items() if r["classification"] != "NoData" and not r["passed"]]
     return {
         "schema_version": RELEASE_SCHEMA_VERSION,

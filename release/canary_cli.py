@@ -21,26 +21,20 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from loadgen.cli import parse_duration
+from release.canary_flags import hostport, judgement_of, make_source, validate
+from release.flags import new_parser
 from release.sources import PrometheusSource, SourceError, StoreSource
+from release.table import number, print_metric_table, share, signed
 from tollgate.contracts.release import CANARY_EXIT
 
-if TYPE_CHECKING:  # release.canary's statistics (scipy, statsmodels) load when a judgement runs
-    from release.canary import Judgement
-
 EXIT_NO_DECISION = CANARY_EXIT["nodata"]
-FLAGGER_STATUS = {"pass": 200, "marginal": 412, "fail": 412, "nodata": 503}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="tollgate canary",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        allow_abbrev=False,
-    )
+    p = new_parser("tollgate canary", __doc__)
     p.add_argument("--baseline", required=True, help="baseline deployment: store target or PromQL matchers")
     p.add_argument("--canary", required=True, help="canary deployment: store target or PromQL matchers")
     src = p.add_mutually_exclusive_group()
@@ -59,41 +53,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", help="also write the verdict JSON to this file")
     p.add_argument("--serve", metavar="HOST:PORT", help="answer Flagger / Argo Rollouts webhooks instead")
     return p
-
-
-def make_source(args: argparse.Namespace) -> StoreSource | PrometheusSource:
-    if args.prometheus:
-        return PrometheusSource(args.prometheus, args.step, args.rate_window)
-    return StoreSource(args.store or "reports/monitor.db")
-
-
-def judgement_of(args: argparse.Namespace) -> Judgement:
-    from release.canary import Judgement
-
-    return Judgement(
-        confidence=args.confidence,
-        min_effect=args.min_effect,
-        min_samples=args.min_samples,
-        correction=args.correction,
-        pass_score=args.pass_score,
-        marginal_score=args.marginal_score,
-    )
-
-
-def validate(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
-    if not 0 < args.confidence < 1:
-        parser.error(f"--confidence {args.confidence} must be between 0 and 1, e.g. 0.95")
-    if not 0 <= args.marginal_score <= args.pass_score <= 100:
-        parser.error("scores must satisfy 0 <= --marginal-score <= --pass-score <= 100")
-    if args.min_samples < 2:
-        parser.error("--min-samples must be at least 2")
-    if args.serve and not _hostport(args.serve):
-        parser.error(f"--serve '{args.serve}' must be HOST:PORT, e.g. 0.0.0.0:8088")
-
-
-def _hostport(text: str) -> tuple[str, int] | None:
-    host, _, port = text.rpartition(":")
-    return (host, int(port)) if host and port.isdigit() and 0 < int(port) < 65536 else None
 
 
 def main(argv: list[str]) -> int:
@@ -126,7 +85,7 @@ def main(argv: list[str]) -> int:
 def serve(args: argparse.Namespace, source: StoreSource | PrometheusSource) -> int:
     import uvicorn
 
-    host, port = _hostport(args.serve)  # type: ignore[misc]
+    host, port = hostport(args.serve)  # type: ignore[misc]
     print(
         f"tollgate canary: serving Flagger (POST /flagger) and Argo Rollouts (GET /analysis) on http://{host}:{port}",
         file=sys.stderr,
@@ -138,27 +97,19 @@ def serve(args: argparse.Namespace, source: StoreSource | PrometheusSource) -> i
 
 
 def print_table(result: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"canary {result['canary']} vs baseline {result['baseline']}: {result['verdict']}")
-    for col in ("metric", "class", "baseline median", "canary median", "shift", "Cliff's d", "p", "n"):
-        table.add_column(col, justify="left" if col in ("metric", "class") else "right")
-    for name, r in result["metrics"].items():
-        table.add_row(
+    columns = ("metric", "class", "baseline median", "canary median", "shift", "Cliff's d", "p", "n")
+    rows = (
+        (
             name,
             r["classification"] + ("" if r["classification"] == "NoData" or r["passed"] else " (fail)"),
-            _fmt(r.get("median_a")),
-            _fmt(r.get("median_b")),
-            "-" if r.get("relative_shift") is None else f"{r['relative_shift']:+.1%}",
-            "-" if r.get("cliffs_delta") is None else f"{r['cliffs_delta']:+.2f}",
-            _fmt(r.get("p_adjusted")),
+            number(r.get("median_a")),
+            number(r.get("median_b")),
+            share(r.get("relative_shift")),
+            signed(r.get("cliffs_delta")),
+            number(r.get("p_adjusted")),
             f"{r['n_a']}/{r['n_b']}",
         )
-    console = Console()
-    console.print(table)
-    console.print(f"score {result['score']:.0f}: {result['reason']}")
-
-
-def _fmt(value: float | None) -> str:
-    return "-" if value is None else f"{value:.4g}"
+        for name, r in result["metrics"].items()
+    )
+    title = f"canary {result['canary']} vs baseline {result['baseline']}: {result['verdict']}"
+    print_metric_table(title, columns, 2, rows, [f"score {result['score']:.0f}: {result['reason']}"])

@@ -21,22 +21,58 @@ MIN_CLIFFS_DELTA = 0.147
 MAX_PAIRS_SIDE = 2000  # the Hodges-Lehmann shift looks at n_a x n_b differences; subsample beyond this
 
 
-def _clean(values: Sequence[float] | np.ndarray) -> np.ndarray:
+Values = Sequence[float] | np.ndarray
+
+
+def _clean(values: Values) -> np.ndarray:
     arr = np.asarray(values, dtype=float)
     return arr[np.isfinite(arr)]
 
 
+def _median(x: np.ndarray) -> float | None:
+    return float(np.median(x)) if x.size else None
+
+
 def _header(
-    test: str, xa: np.ndarray, xb: np.ndarray, higher_is_better: bool, min_effect: float
+    test: str,
+    n: tuple[int, int],
+    medians: tuple[float | None, float | None],
+    higher_is_better: bool,
+    min_effect: float,
 ) -> dict[str, Any]:
+    """The fields every comparison reports, whether or not it had enough data to test."""
     return {
         "test": test,
-        "n_a": int(xa.size),
-        "n_b": int(xb.size),
-        "median_a": float(np.median(xa)) if xa.size else None,
-        "median_b": float(np.median(xb)) if xb.size else None,
+        "n_a": n[0],
+        "n_b": n[1],
+        "median_a": medians[0],
+        "median_b": medians[1],
         "higher_is_better": higher_is_better,
         "min_effect": min_effect,
+    }
+
+
+def _samples_header(
+    test: str, xa: np.ndarray, xb: np.ndarray, higher_is_better: bool, min_effect: float
+) -> dict[str, Any]:
+    return _header(
+        test, (int(xa.size), int(xb.size)), (_median(xa), _median(xb)), higher_is_better, min_effect
+    )
+
+
+def _too_few(header: dict[str, Any]) -> dict[str, Any]:
+    return {**header, "p_value": None, "enough_data": False}
+
+
+def _tested(header: dict[str, Any], p_value: float, effect: dict[str, float], shift: float) -> dict[str, Any]:
+    """A latency-like comparison that was tested: its effect size and its shift, also relative to A's median."""
+    return {
+        **header,
+        "enough_data": True,
+        "p_value": p_value,
+        **effect,
+        "hl_shift": shift,
+        "relative_shift": shift / (abs(header["median_a"]) or 1.0),
     }
 
 
@@ -51,36 +87,20 @@ def hodges_lehmann(a: np.ndarray, b: np.ndarray, seed: int = 0) -> float:
 
 
 def compare_samples(
-    a: Sequence[float] | np.ndarray,
-    b: Sequence[float] | np.ndarray,
-    higher_is_better: bool = False,
-    min_effect: float = 0.05,
-    min_samples: int = 10,
+    a: Values, b: Values, higher_is_better: bool = False, min_effect: float = 0.05, min_samples: int = 10
 ) -> dict[str, Any]:
     """Compare B against A. `better` is "a", "b" or None once `p_adjusted` is filled in by `correct`."""
     xa, xb = _clean(a), _clean(b)
-    out = _header("mann-whitney-u", xa, xb, higher_is_better, min_effect)
+    out = _samples_header("mann-whitney-u", xa, xb, higher_is_better, min_effect)
     if xa.size < min_samples or xb.size < min_samples:
-        return {**out, "p_value": None, "enough_data": False}
+        return _too_few(out)
     u_b = stats.mannwhitneyu(xb, xa, alternative="two-sided")
-    shift = hodges_lehmann(xa, xb)
-    scale = abs(out["median_a"]) or 1.0
-    return {
-        **out,
-        "enough_data": True,
-        "p_value": float(u_b.pvalue),
-        "cliffs_delta": float(2.0 * u_b.statistic / (xa.size * xb.size) - 1.0),  # + means B tends higher
-        "hl_shift": shift,
-        "relative_shift": shift / scale,
-    }
+    delta = float(2.0 * u_b.statistic / (xa.size * xb.size) - 1.0)  # + means B tends higher
+    return _tested(out, float(u_b.pvalue), {"cliffs_delta": delta}, hodges_lehmann(xa, xb))
 
 
 def compare_paired(
-    a: Sequence[float] | np.ndarray,
-    b: Sequence[float] | np.ndarray,
-    higher_is_better: bool = False,
-    min_effect: float = 0.05,
-    min_samples: int = 10,
+    a: Values, b: Values, higher_is_better: bool = False, min_effect: float = 0.05, min_samples: int = 10
 ) -> dict[str, Any]:
     """Compare B against A pair by pair (a[i] and b[i] were sent at the same moment): Wilcoxon
     signed-rank test, matched-pairs rank-biserial correlation, median paired difference. A slow
@@ -88,9 +108,9 @@ def compare_paired(
     xa, xb = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     keep = np.isfinite(xa) & np.isfinite(xb)
     xa, xb = xa[keep], xb[keep]
-    out = _header("wilcoxon-signed-rank", xa, xb, higher_is_better, min_effect)
+    out = _samples_header("wilcoxon-signed-rank", xa, xb, higher_is_better, min_effect)
     if xa.size < min_samples:
-        return {**out, "p_value": None, "enough_data": False}
+        return _too_few(out)
     diff = xb - xa
     nonzero = diff[diff != 0]
     if nonzero.size == 0:
@@ -99,32 +119,19 @@ def compare_paired(
         ranks = stats.rankdata(np.abs(nonzero))
         r = float((ranks[nonzero > 0].sum() - ranks[nonzero < 0].sum()) / ranks.sum())
         p_value = float(stats.wilcoxon(nonzero).pvalue)
-    shift = float(np.median(diff))
-    return {
-        **out,
-        "enough_data": True,
-        "p_value": p_value,
-        "rank_biserial": r,  # + means B tends higher, the paired counterpart of Cliff's delta
-        "hl_shift": shift,
-        "relative_shift": shift / (abs(out["median_a"]) or 1.0),
-    }
+    # rank_biserial: + means B tends higher, the paired counterpart of Cliff's delta
+    return _tested(out, p_value, {"rank_biserial": r}, float(np.median(diff)))
 
 
 def compare_counts(
     failed_a: int, total_a: int, failed_b: int, total_b: int, min_effect: float = 0.01
 ) -> dict[str, Any]:
     """Error rates of B against A with Fisher's exact test; the effect is the difference of rates."""
-    out: dict[str, Any] = {
-        "test": "fisher-exact",
-        "n_a": total_a,
-        "n_b": total_b,
-        "median_a": failed_a / total_a if total_a else None,
-        "median_b": failed_b / total_b if total_b else None,
-        "higher_is_better": False,
-        "min_effect": min_effect,
-    }
+    rate_a = failed_a / total_a if total_a else None
+    rate_b = failed_b / total_b if total_b else None
+    out = _header("fisher-exact", (total_a, total_b), (rate_a, rate_b), False, min_effect)
     if not total_a or not total_b:
-        return {**out, "p_value": None, "enough_data": False}
+        return _too_few(out)
     table = [[failed_a, total_a - failed_a], [failed_b, total_b - failed_b]]
     diff = out["median_b"] - out["median_a"]
     return {

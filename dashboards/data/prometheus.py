@@ -23,12 +23,12 @@ import httpx
 import pandas as pd
 import streamlit as st
 
+from dashboards.data.frames import latest_frame, series_frame, targets_frame
 from dashboards.data.store import LIVE_TTL_S, StoreError
 from tollgate.contracts.figures import promql
 
 TIMEOUT_S = 10.0
 HIDDEN_LABELS = ("instance", "job")  # the target, and the scrape job it came from
-COLUMNS = ["ts", "target", "name", "labels", "value"]
 HISTORY_LOOKBACK_S = 30 * 86400  # the Live page's longest range
 QUERY_THREADS = 4
 
@@ -84,7 +84,7 @@ def targets(base: str) -> pd.DataFrame:
         start = time.time() - HISTORY_LOOKBACK_S
         for instance in _get(base, "/api/v1/label/instance/values", {"start": start}):
             rows[instance] = (instance, None, None, None)
-    return pd.DataFrame(sorted(rows.values()), columns=["target", "up", "last_scrape", "last_error"])
+    return targets_frame(sorted(rows.values()))
 
 
 def data_end(base: str) -> float | None:
@@ -125,9 +125,7 @@ def series(
 
     with ThreadPoolExecutor(QUERY_THREADS) as pool:
         rows = [row for part in pool.map(fetch, names) for row in part]
-    out = pd.DataFrame(rows, columns=COLUMNS)
-    out[["ts", "value"]] = out[["ts", "value"]].astype(float)
-    return out.sort_values(["name", "target", "labels", "ts"], kind="stable").reset_index(drop=True)
+    return series_frame(rows)
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
@@ -143,7 +141,16 @@ def latest(
             if target in wanted:
                 ts, value = r["value"]
                 rows.append((target, name, _labels(r["metric"]), float(value), float(ts)))
-    return pd.DataFrame(rows, columns=["target", "name", "labels", "value", "ts"])
+    return latest_frame(rows)
+
+
+def _alert_identity(labels: dict[str, str]) -> dict[str, str]:
+    """rule, target and severity of an alert from its labels, as Prometheus and Alertmanager both label it."""
+    return {
+        "rule": labels.get("alertname", ""),
+        "target": labels.get("instance", ""),
+        "severity": labels.get("severity", ""),
+    }
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
@@ -154,9 +161,7 @@ def prometheus_alerts(base: str) -> pd.DataFrame:
         labels, notes = a.get("labels", {}), a.get("annotations", {})
         rows.append(
             {
-                "rule": labels.get("alertname", ""),
-                "target": labels.get("instance", ""),
-                "severity": labels.get("severity", ""),
+                **_alert_identity(labels),
                 "state": a.get("state", ""),
                 "since": _epoch(a.get("activeAt")),
                 "value": float(a["value"]) if a.get("value") not in (None, "") else None,
@@ -198,9 +203,7 @@ def alertmanager_alerts(base: str) -> pd.DataFrame:
         labels, status = a.get("labels", {}), a.get("status", {})
         rows.append(
             {
-                "rule": labels.get("alertname", ""),
-                "target": labels.get("instance", ""),
-                "severity": labels.get("severity", ""),
+                **_alert_identity(labels),
                 "state": status.get("state", ""),
                 "since": _epoch(a.get("startsAt")),
                 "silenced_by": ", ".join(status.get("silencedBy") or []),

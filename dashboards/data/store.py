@@ -16,6 +16,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from dashboards.data.frames import latest_frame, series_frame, targets_frame
+
 LIVE_TTL_S = 5  # the monitors scrape every few seconds; fresher than this is not useful
 
 
@@ -84,7 +86,7 @@ def targets(path: str) -> pd.DataFrame:
             for tier in _loose_scan(conn, "resolution", "name = ?", ("up",)):
                 names.update(_loose_scan(conn, "target", "name = ? AND resolution = ?", ("up", tier)))
             rows = [(t, None, None, None) for t in sorted(names)]
-    return pd.DataFrame(rows, columns=["target", "up", "last_scrape", "last_error"])
+    return targets_frame(rows)
 
 
 @st.cache_data(ttl=60, show_spinner=False)
@@ -151,9 +153,7 @@ def series(
                     f"GROUP BY target, labels, CAST((ts - {start!r}) / {bucket!r} AS INTEGER)"
                 )
             rows.extend(conn.execute(sql, params).fetchall())
-    out = pd.DataFrame(rows, columns=["ts", "target", "name", "labels", "value"])
-    out[["ts", "value"]] = out[["ts", "value"]].astype(float)
-    return out.sort_values(["name", "target", "labels", "ts"], kind="stable").reset_index(drop=True)
+    return series_frame(rows)
 
 
 @st.cache_data(ttl=LIVE_TTL_S, show_spinner=False)
@@ -176,7 +176,7 @@ def latest(
                     f"SELECT labels, value, ts {q} AND ts = ?", (name, available[0], target, newest)
                 ).fetchall():
                     rows.append((target, name, labels, value, ts))
-    out = pd.DataFrame(rows, columns=["target", "name", "labels", "value", "ts"])
+    out = latest_frame(rows)
     if not out.empty:
         out = out[out["ts"] >= out.groupby("target")["ts"].transform("max") - max_age_s]
     return out

@@ -74,13 +74,7 @@ def render_compare(root: Path, index: RunIndex) -> None:
         st.info("Pick two different runs.")
         return
     sa, sb = index.summaries[a], index.summaries[b]
-    gate = index.gates.get(b)
-    if gate:
-        against = gate.get("baseline_run_id")
-        note = "" if against == a else f" (gated against `{against or 'SLOs only'}`, not A)"
-        c2.markdown(f"Gate verdict for B: {verdict_badge(gate.get('verdict'))}{note}")
-    else:
-        c2.markdown("B has no gate verdict yet: run `tollgate gate --help`.")
+    c2.markdown(_gate_note(index.gates.get(b), a))
     st.markdown("#### Summary side by side")
     st.dataframe(
         summary_rows(sa, sb).style.format({"A": "{:.2f}", "B": "{:.2f}", "change %": "{:+.1f}"}),
@@ -99,6 +93,23 @@ def render_compare(root: Path, index: RunIndex) -> None:
     except RunDataError as exc:
         st.warning(f"{exc}. Significance tests skipped.", icon=":material/warning:")
         return
+    _significance(tests)
+    both = pd.concat([cdf_a.assign(run=f"A {a}"), cdf_b.assign(run=f"B {b}")])
+    metric = st.selectbox("CDF of", sorted(both["metric"].unique()), key="cmp_metric")
+    plot(cdf_figure(both[both["metric"] == metric], color="run"), key="cmp_cdf")
+
+
+def _gate_note(gate: dict[str, Any] | None, a: str) -> str:
+    """B's gate verdict, and whether it was gated against A."""
+    if not gate:
+        return "B has no gate verdict yet: run `tollgate gate --help`."
+    against = gate.get("baseline_run_id")
+    note = "" if against == a else f" (gated against `{against or 'SLOs only'}`, not A)"
+    return f"Gate verdict for B: {verdict_badge(gate.get('verdict'))}{note}"
+
+
+def _significance(tests: pd.DataFrame) -> None:
+    """The per-metric Mann-Whitney table, differences that matter highlighted, and a one-line verdict."""
     st.markdown("#### Per-request differences (Mann-Whitney U, two-sided)")
     st.caption(
         f"Highlighted: Bonferroni-adjusted p < {ALPHA} and |Cliff's delta| >= {MIN_EFFECT}; "
@@ -123,6 +134,3 @@ def render_compare(root: Path, index: RunIndex) -> None:
             "Significant differences: "
             + ", ".join(f"{r.metric} {r.change_pct:+.1f}%" for r in significant.itertuples())
         )
-    both = pd.concat([cdf_a.assign(run=f"A {a}"), cdf_b.assign(run=f"B {b}")])
-    metric = st.selectbox("CDF of", sorted(both["metric"].unique()), key="cmp_metric")
-    plot(cdf_figure(both[both["metric"] == metric], color="run"), key="cmp_cdf")

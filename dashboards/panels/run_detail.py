@@ -62,33 +62,8 @@ def render_detail(root: Path, index: RunIndex, run_id: str | None = None) -> Non
         return
     s, gate = index.summaries[run_id], index.gates.get(run_id)
     cfg = s.get("config") or {}
-    st.subheader(f"{run_id}")
-    st.caption(
-        f"scenario **{cfg.get('scenario', 'unknown')}** · status **{s['status']}** · started {when(s['started_at'])} · "
-        f"{s['duration_s']:.0f} s · target {redact(cfg.get('target') or (s.get('server') or {}).get('url', ''))}"
-    )
-    goodput = s["goodput"].get("requests_per_s") if isinstance(s["goodput"], dict) else s["goodput"]
-    cols = st.columns(6)
-    cols[0].metric("Completed", f"{s['requests']['completed']:,}")
-    cols[1].metric("Failed", f"{s['requests']['failed']:,}")
-    cols[2].metric("Throughput (req/s)", f"{s['throughput']['requests_per_s']:.2f}")
-    cols[3].metric("Output (tokens/s)", f"{s['throughput']['output_tokens_per_s']:.0f}")
-    cols[4].metric("Goodput (req/s)", f"{goodput:.2f}" if isinstance(goodput, (int, float)) else "n/a")
-    cols[5].metric("Gate", (gate or {}).get("verdict", "not gated").upper())
-
-    flags = {k: v for k, v in (s.get("validity") or {}).items() if isinstance(v, bool)}
-    bad = [k for k, v in flags.items() if v]
-    for k in bad:
-        st.error(
-            f"Validity: **{k}** is set: {VALIDITY_HELP.get(k, 'see the run report')}.",
-            icon=":material/error:",
-        )
-    if not bad:
-        st.success(
-            f"Validity flags all clear ({', '.join(flags) or 'none recorded'}).",
-            icon=":material/check_circle:",
-        )
-
+    _headline(run_id, s, gate)
+    _validity(s)
     with st.expander("Config and environment"):
         st.json(
             {
@@ -113,16 +88,54 @@ def render_detail(root: Path, index: RunIndex, run_id: str | None = None) -> Non
             _per_request_plots(source)
         except RunDataError as exc:
             st.warning(f"{exc}. The summary above is still valid.", icon=":material/warning:")
-
     if gate:
-        st.markdown(f"#### Gate verdict {verdict_badge(gate.get('verdict'))}")
-        if gate.get("problem"):
-            st.warning(f"Gate: {gate['problem']}")
-        checks = gate.get("checks")
-        if isinstance(checks, list) and checks:
-            st.dataframe(pd.json_normalize(checks), hide_index=True)
-        elif isinstance(checks, dict):
-            st.json(checks)
+        _gate_verdict(gate)
+
+
+def _headline(run_id: str, s: dict[str, Any], gate: dict[str, Any] | None) -> None:
+    """The run's name, what it ran against, and its headline counts and rates."""
+    cfg = s.get("config") or {}
+    st.subheader(f"{run_id}")
+    st.caption(
+        f"scenario **{cfg.get('scenario', 'unknown')}** · status **{s['status']}** · started {when(s['started_at'])} · "
+        f"{s['duration_s']:.0f} s · target {redact(cfg.get('target') or (s.get('server') or {}).get('url', ''))}"
+    )
+    goodput = s["goodput"].get("requests_per_s") if isinstance(s["goodput"], dict) else s["goodput"]
+    cols = st.columns(6)
+    cols[0].metric("Completed", f"{s['requests']['completed']:,}")
+    cols[1].metric("Failed", f"{s['requests']['failed']:,}")
+    cols[2].metric("Throughput (req/s)", f"{s['throughput']['requests_per_s']:.2f}")
+    cols[3].metric("Output (tokens/s)", f"{s['throughput']['output_tokens_per_s']:.0f}")
+    cols[4].metric("Goodput (req/s)", f"{goodput:.2f}" if isinstance(goodput, (int, float)) else "n/a")
+    cols[5].metric("Gate", (gate or {}).get("verdict", "not gated").upper())
+
+
+def _validity(s: dict[str, Any]) -> None:
+    """One error per validity flag that is set, or one line saying they are all clear."""
+    flags = {k: v for k, v in (s.get("validity") or {}).items() if isinstance(v, bool)}
+    bad = [k for k, v in flags.items() if v]
+    for k in bad:
+        st.error(
+            f"Validity: **{k}** is set: {VALIDITY_HELP.get(k, 'see the run report')}.",
+            icon=":material/error:",
+        )
+    if not bad:
+        st.success(
+            f"Validity flags all clear ({', '.join(flags) or 'none recorded'}).",
+            icon=":material/check_circle:",
+        )
+
+
+def _gate_verdict(gate: dict[str, Any]) -> None:
+    """gate.json next to the run: its verdict, its problem if any, and its checks."""
+    st.markdown(f"#### Gate verdict {verdict_badge(gate.get('verdict'))}")
+    if gate.get("problem"):
+        st.warning(f"Gate: {gate['problem']}")
+    checks = gate.get("checks")
+    if isinstance(checks, list) and checks:
+        st.dataframe(pd.json_normalize(checks), hide_index=True)
+    elif isinstance(checks, dict):
+        st.json(checks)
 
 
 def _per_request_plots(source: tuple[str, float]) -> None:

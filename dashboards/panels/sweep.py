@@ -75,9 +75,37 @@ def render_sweeps(sweeps: dict[str, dict[str, Any]]) -> None:
     st.caption(
         f"mode **{sweep.get('mode', '?')}** · {len(points)} steps · created {when(sweep.get('created_at'))}"
     )
+    passed = next((points[c] for c in ("passed", "meets_slo") if c in points.columns), None)
+    k = knee_index(sweep, points, offered)
+    fig = sweep_figure(sweep, points, (x, y), offered, passed, k)
+    plot(
+        style(fig, "achieved throughput (requests/s)", f"{latency_label(y)} (ms)", height=420),
+        key="sweep_curve",
+    )
+    if passed is not None:
+        st.caption("Green steps met every SLO check, red ones failed.")
+    if sweep.get("stopped_because"):
+        st.caption(f"Stopped because {sweep['stopped_because']}.")
+    if k is None:
+        st.caption("No knee recorded: no step met the SLO, or the sweep stopped early.")
+    else:
+        st.metric("Capacity at the knee", f"{points[x].iloc[k]:.2f} req/s")
+    render_capacity(sweep.get("capacity"))
+    st.dataframe(points, hide_index=True)
+
+
+def sweep_figure(
+    sweep: dict[str, Any],
+    points: pd.DataFrame,
+    axes: tuple[str, str],
+    offered: str | None,
+    passed: pd.Series | None,
+    k: int | None,
+) -> go.Figure:
+    """The throughput-latency curve: steps coloured by SLO pass/fail, the knee starred, the SLO line."""
+    x, y = axes
     fig = go.Figure()
     hover = points[offered].map(lambda v: f"offered {v:g}/s") if offered else None
-    passed = next((points[c] for c in ("passed", "meets_slo") if c in points.columns), None)
     colors = None if passed is None else ["#2ca02c" if ok else "#d62728" for ok in passed.fillna(False)]
     fig.add_scatter(
         marker={"color": colors, "size": 9},
@@ -88,7 +116,6 @@ def render_sweeps(sweeps: dict[str, dict[str, Any]]) -> None:
         text=hover,
         hovertemplate="%{x:.2f} req/s, %{y:.0f} ms<br>%{text}",
     )
-    k = knee_index(sweep, points, offered)
     if k is not None:
         fig.add_scatter(
             x=[points[x].iloc[k]],
@@ -111,20 +138,7 @@ def render_sweeps(sweeps: dict[str, dict[str, Any]]) -> None:
     if isinstance(limit, (int, float)):
         fig.add_hline(y=limit, line_dash="dash", line_color="gray", annotation_text=f"SLO {limit:g} ms")
     fig.update_layout(title="Throughput vs latency")
-    plot(
-        style(fig, "achieved throughput (requests/s)", f"{latency_label(y)} (ms)", height=420),
-        key="sweep_curve",
-    )
-    if passed is not None:
-        st.caption("Green steps met every SLO check, red ones failed.")
-    if sweep.get("stopped_because"):
-        st.caption(f"Stopped because {sweep['stopped_because']}.")
-    if k is None:
-        st.caption("No knee recorded: no step met the SLO, or the sweep stopped early.")
-    else:
-        st.metric("Capacity at the knee", f"{points[x].iloc[k]:.2f} req/s")
-    render_capacity(sweep.get("capacity"))
-    st.dataframe(points, hide_index=True)
+    return fig
 
 
 def render_capacity(block: Any) -> None:

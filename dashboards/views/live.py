@@ -93,6 +93,12 @@ def _panels(targets: tuple[str, ...], span: int) -> None:
             "or check on the Overview whether the targets are up."
         )
         return
+    _server_panels(data, targets)
+    _gpu_panels(data, targets)
+
+
+def _server_panels(data: pd.DataFrame, targets: tuple[str, ...]) -> None:
+    """The PANELS grid, two a row; a target's lines split by colour when several are shown."""
     split = "target" if len(targets) > 1 else None
     figures = {}
     for title, (labels, y_title, scale) in PANELS.items():
@@ -109,6 +115,10 @@ def _panels(targets: tuple[str, ...], span: int) -> None:
                 continue
             fig, y_title = figures[title]
             plot(style(fig, "time (UTC)", y_title, height=280, rows=rows), key=f"live_{i}")
+
+
+def _gpu_panels(data: pd.DataFrame, targets: tuple[str, ...]) -> None:
+    """One line per GPU (target and dcgm `gpu` label) in each of GPU_PANELS."""
     st.subheader("GPUs")
     gpu = data[data["name"].str.startswith("gpu_")]
     if gpu.empty:

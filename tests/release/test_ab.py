@@ -141,6 +141,8 @@ def test_ab_refuses_flags_it_sets_and_unreachable_servers(tmp_path, capsys):
     assert code == 2 and "server A at http://127.0.0.1:9 is unreachable" in err and "Traceback" not in err
     code, err = front_door([*base, "--start-delay", "1m"], capsys)
     assert code == 2 and "--start-delay must be between 0 and 20s" in err
+    code, err = front_door([*base, "--min-samples", "0"], capsys)
+    assert code == 2 and "--min-samples 0 must be at least 1" in err
 
 
 def _frame(ttft, ok=None):
