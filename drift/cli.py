@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from drift.exit_codes import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_OK
 from drift.sequential import SequentialDetector
+from tollgate.contracts.durations import duration_type
 
 # The pipeline (pandas, scipy, pyarrow: ~2 s of imports) is imported where a command runs, so that
 # `tollgate drift check --help` and `drift watch --help` answer at once.
@@ -27,15 +27,7 @@ if TYPE_CHECKING:
     from drift.features import Features
 
 __all__ = ["EXIT_BAD_INPUT", "EXIT_DRIFT", "EXIT_OK", "build_parser", "main", "parse_duration"]
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-
-
-def parse_duration(text: str) -> float:
-    """'90s', '30m', '1h', '2d' or plain seconds."""
-    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhd]?)\s*", text)
-    if not m or float(m.group(1)) <= 0:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a duration (use e.g. 90s, 30m, 1h, 2d)")
-    return float(m.group(1)) * _UNITS[m.group(2) or "s"]
+parse_duration = duration_type(positive=True)
 
 
 def add_check_options(p: argparse.ArgumentParser) -> None:

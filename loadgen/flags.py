@@ -1,6 +1,6 @@
 """`tollgate load`'s flags: the parser and the value types of its options.
 
-Light on purpose (argparse, re and loadgen.shapes' names only): `tollgate load --help` builds this
+Light on purpose (argparse, re, loadgen.shapes' names and the duration grammar only): `tollgate load --help` builds this
 parser and nothing else. The flags become a RunConfig in loadgen/configure.py.
 """
 
@@ -8,21 +8,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import re
 
 from loadgen.shapes import SHAPES
-
-
-def parse_duration(text: str) -> float:
-    """`60`, `60s`, `5m`, `1h30m`, `250ms` -> seconds."""
-    text = text.strip().lower()
-    if re.fullmatch(r"\d+(\.\d+)?", text):
-        return float(text)
-    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|s|m|h)", text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a duration; use e.g. 30s, 5m, 1h30m")
-    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
-    return sum(float(n) * scale[u] for n, u in parts)
+from tollgate.contracts.durations import duration_arg as parse_duration
 
 
 def positive_int(text: str) -> int:

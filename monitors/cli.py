@@ -25,7 +25,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from monitors.rules import RuleError, load_rules, parse_duration
+from monitors.rules import RuleError, load_rules
+from tollgate.contracts.durations import duration_arg as _duration
 
 if TYPE_CHECKING:  # imported where the monitor runs, so the subcommands' --help stays light
     from monitors.monitor import Monitor
@@ -35,13 +36,6 @@ if TYPE_CHECKING:  # imported where the monitor runs, so the subcommands' --help
 DEFAULT_RULES = Path(__file__).with_name("default_rules.yaml")
 DEFAULT_STORE = "reports/monitor.db"
 SUBCOMMANDS = ("gpu", "export-prometheus", "silence")
-
-
-def _duration(text: str) -> float:
-    try:
-        return parse_duration(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc).split(": ", 1)[-1]) from None
 
 
 def _run_parser() -> argparse.ArgumentParser:

@@ -16,20 +16,11 @@ import yaml
 
 from monitors.rules import TEMPLATE, Rule, Term
 from monitors.scrape import metrics_url
+from tollgate.contracts.durations import format_duration as go_duration
 from tollgate.contracts.figures import FIGURES
 from tollgate.contracts.figures import promql as figure_promql
 
 JOB = "tollgate"
-
-
-def go_duration(seconds: float) -> str:
-    if seconds >= 3600 and seconds % 3600 == 0:
-        return f"{int(seconds // 3600)}h"
-    if seconds >= 60 and seconds % 60 == 0:
-        return f"{int(seconds // 60)}m"
-    if seconds == int(seconds):
-        return f"{int(seconds)}s"
-    return f"{int(round(seconds * 1000))}ms"
 
 
 def _selector(t: Term, suffix: str = "") -> str:

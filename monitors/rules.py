@@ -33,6 +33,7 @@ import yaml
 
 from monitors.derive import Matcher
 from monitors.rule import KINDS, OPS, SEVERITIES, TEMPLATE, Rule, Term
+from tollgate.contracts.durations import parse_duration
 from tollgate.contracts.figures import FIGURES
 from tollgate.contracts.server_metrics import DRIFT_SCORE
 
@@ -40,8 +41,6 @@ from tollgate.contracts.server_metrics import DRIFT_SCORE
 __all__ = ["KINDS", "OPS", "SEVERITIES", "TEMPLATE", "Rule", "RuleError", "Term"]
 __all__ += ["load_rules", "parse_duration", "parse_rules"]
 
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
-UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 FIELDS = {
     *("name", "kind", "metric", "q", "window", "op", "threshold", "for", "severity", "labels", "summary"),
     *("description", "runbook_url", "numerator", "denominator", "of", "agg", "by", "match", "match_re"),
@@ -53,18 +52,6 @@ class RuleError(ValueError):
 
 
 _Err = Callable[[str, str], RuleError]  # err(field, what) -> the RuleError to raise
-
-
-def parse_duration(text: str | int | float, where: str = "duration") -> float:
-    """'500ms', '5s', '1m', '2h', '1d' or a number of seconds."""
-    if isinstance(text, (int, float)) and not isinstance(text, bool):
-        if text < 0:
-            raise ValueError(f"{where}: {text!r} is negative")
-        return float(text)
-    m = DURATION.match(str(text).strip())
-    if not m:
-        raise ValueError(f"{where}: {text!r} is not a duration; write e.g. 500ms, 5s, 1m, 2h")
-    return float(m.group(1)) * UNITS[m.group(2)]
 
 
 class _LineLoader(yaml.SafeLoader):

@@ -21,6 +21,7 @@ from loadgen import cli
 from loadgen.config import RunConfig
 from release.flags import new_parser
 from release.table import number, print_metric_table, share, signed
+from tollgate.contracts.durations import duration_arg
 from tollgate.contracts.release import AB_EXIT, RELEASE_SCHEMA_VERSION
 
 SET_BY_AB = ("--url", "--out", "--name")
@@ -43,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-samples", type=int, default=20, help="per side and metric")
     p.add_argument(
         "--start-delay",
-        type=cli.parse_duration,
+        type=duration_arg,
         default=5.0,
         help="concurrent open loop: both schedules start this long after launch, at the same moment",
     )

@@ -23,11 +23,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from loadgen.cli import parse_duration
 from release.canary_flags import hostport, judgement_of, make_source, validate
 from release.flags import new_parser
 from release.sources import PrometheusSource, SourceError, StoreSource
 from release.table import number, print_metric_table, share, signed
+from tollgate.contracts.durations import duration_arg
 from tollgate.contracts.release import CANARY_EXIT
 
 EXIT_NO_DECISION = CANARY_EXIT["nodata"]
@@ -40,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group()
     src.add_argument("--store", default=None, help="monitor store (default reports/monitor.db)")
     src.add_argument("--prometheus", metavar="URL", help="Prometheus base URL, e.g. http://prometheus:9090")
-    p.add_argument("--window", type=parse_duration, default=600.0, help="analysis window ending now")
-    p.add_argument("--step", type=parse_duration, default=30.0, help="Prometheus: seconds per sample")
+    p.add_argument("--window", type=duration_arg, default=600.0, help="analysis window ending now")
+    p.add_argument("--step", type=duration_arg, default=30.0, help="Prometheus: seconds per sample")
     p.add_argument("--rate-window", default="1m", help="Prometheus: range of rate() and quantiles")
     p.add_argument("--confidence", type=float, default=0.95, help="Mann-Whitney confidence level")
     p.add_argument("--min-effect", type=float, default=0.10, help="smallest relative shift that fails")

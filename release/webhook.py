@@ -15,10 +15,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from loadgen.cli import parse_duration
 from release.canary import judge
 from release.canary_flags import judgement_of
 from release.sources import PrometheusSource, SourceError, StoreSource
+from tollgate.contracts.durations import DurationError, parse_duration
 
 FLAGGER_STATUS = {"pass": 200, "marginal": 412, "fail": 412, "nodata": 503}  # Flagger fails on any non-2xx
 
@@ -29,7 +29,7 @@ def overrides(args: argparse.Namespace, given: dict[str, Any]) -> tuple[str, str
     return (
         str(given.get("baseline") or args.baseline),
         str(given.get("canary") or args.canary),
-        parse_duration(str(window)) if window else args.window,
+        parse_duration(window, "window") if window else args.window,
     )
 
 
@@ -41,7 +41,7 @@ def create_app(args: argparse.Namespace, source: StoreSource | PrometheusSource)
         try:
             baseline, canary, window = overrides(args, given)
             return 0, judge(source, baseline, canary, window, judgement)
-        except (SourceError, argparse.ArgumentTypeError) as exc:
+        except (SourceError, DurationError) as exc:
             return 400, {"error": str(exc)}
 
     @app.get("/health")

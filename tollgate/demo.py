@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from tollgate.contracts.durations import duration_type
 from tollgate.demo_data import DATA_DIR
 from tollgate.demo_report import DemoResult, print_report, receiver_messages, store_alerts
 from tollgate.supervise import Child, ChildFailed, Interrupted, Supervisor, free_port, tail
@@ -53,15 +53,7 @@ DEFAULT_MODEL = "smollm2-135m"
 SAMPLE_QUESTION = "What is the capital of France?"
 
 
-def parse_duration(text: str) -> float:
-    """'90s', '2m', '1m30s' or a plain number of seconds."""
-    match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
-    if not text.strip() or not match or not any(match.groups()):
-        raise argparse.ArgumentTypeError(f"invalid duration '{text}': use e.g. 90s, 2m or 1m30s")
-    seconds = float(match.group(1) or 0) * 60 + float(match.group(2) or 0)
-    if not 15 <= seconds <= 3600:
-        raise argparse.ArgumentTypeError(f"duration {seconds:.0f}s is out of range: use 15s to 60m")
-    return seconds
+parse_duration = duration_type(minimum=15, maximum=3600)  # the demo's phases need 15s to 1h
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -25,6 +25,7 @@ import streamlit as st
 
 from dashboards.data.frames import latest_frame, series_frame, targets_frame
 from dashboards.data.store import LIVE_TTL_S, StoreError
+from tollgate.contracts.durations import format_duration
 from tollgate.contracts.figures import promql
 
 TIMEOUT_S = 10.0
@@ -54,7 +55,8 @@ def _get(base: str, path: str, params: dict | None = None, what: str = "Promethe
 
 
 def go_duration(seconds: float) -> str:
-    return f"{max(1, math.ceil(seconds))}s"
+    """A query range in whole seconds (at least 1s: Prometheus refuses an empty range)."""
+    return format_duration(max(1, math.ceil(seconds)))
 
 
 def _labels(metric: dict[str, str]) -> str:

@@ -35,7 +35,7 @@ def work(tmp_path_factory) -> Path:
 
 
 def _check(work: Path, live: str, *extra: str) -> tuple[int, dict]:
-    out = work / f"out-{live}-{len(extra)}"
+    out = work / f"out-{live}-{len(extra)}-{'_'.join(extra).replace('/', '')[-40:]}"
     code = main(
         [
             "check",
@@ -81,10 +81,14 @@ def test_drift_exit_1_names_the_features(work: Path) -> None:
     assert "prompt_chars" not in drifted  # same length distribution: significance alone is not drift
 
 
-def test_window_selects_recent_rows(work: Path) -> None:
-    code, result = _check(work, "ok.jsonl", "--window", "100s")
-    assert code == 0 and result["window"]["n_live"] == 100  # one request per second in the synthetic log
-    assert result["window"]["end"] - result["window"]["start"] == pytest.approx(100)
+@pytest.mark.parametrize(
+    ("window", "seconds", "rows"), [("100s", 100, 100), ("1m40s", 100, 100), ("1h30m", 5400, 600)]
+)
+def test_window_selects_recent_rows(work: Path, window: str, seconds: float, rows: int) -> None:
+    """Any duration of the shared grammar, compound ones included (`1h30m` was refused before)."""
+    code, result = _check(work, "ok.jsonl", "--window", window)
+    assert code == 0 and result["window"]["n_live"] == rows  # one request per second in the synthetic log
+    assert result["window"]["end"] - result["window"]["start"] == pytest.approx(seconds)
 
 
 def test_dataset_profile_against_request_bodies(work: Path, tmp_path: Path) -> None:

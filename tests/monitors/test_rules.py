@@ -177,4 +177,4 @@ def test_structural_errors(tmp_path):
 def test_durations():
     assert parse_duration("250ms") == 0.25 and parse_duration("2h") == 7200 and parse_duration(3) == 3.0
     with pytest.raises(ValueError, match="not a duration"):
-        parse_duration("5 s")
+        parse_duration("5 sec")
