@@ -37,7 +37,22 @@ VALID = [
     (0.25, 0.25),
 ]
 
-INVALID = ["", "   ", "soon", "1fortnight", "5 minutes", "1m30", "-5s", "5x", "1..5s", "ms", "s5", "1.s", "nan", "inf"]
+INVALID = [
+    "",
+    "   ",
+    "soon",
+    "1fortnight",
+    "5 minutes",
+    "1m30",
+    "-5s",
+    "5x",
+    "1..5s",
+    "ms",
+    "s5",
+    "1.s",
+    "nan",
+    "inf",
+]
 
 
 @pytest.mark.parametrize(("text", "seconds"), VALID)
@@ -81,7 +96,16 @@ def test_argparse_type_names_the_flag_and_bounds() -> None:
 
 @pytest.mark.parametrize(
     ("seconds", "text"),
-    [(3600, "1h"), (7200, "2h"), (5400, "90m"), (60, "1m"), (90, "90s"), (1, "1s"), (0.25, "250ms"), (0, "0s")],
+    [
+        (3600, "1h"),
+        (7200, "2h"),
+        (5400, "90m"),
+        (60, "1m"),
+        (90, "90s"),
+        (1, "1s"),
+        (0.25, "250ms"),
+        (0, "0s"),
+    ],
 )
 def test_format_is_prometheus_syntax_and_parses_back(seconds, text) -> None:
     assert format_duration(seconds) == text
