@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import platform
 import socket
@@ -13,6 +12,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+
+from tollgate.contracts.files import write_json_atomic
 
 BENCH_DIR = Path(os.environ.get("TOLLGATE_BENCH_DIR", "reports/bench"))
 
@@ -33,10 +34,7 @@ def write_result(name: str, payload: dict[str, Any]) -> Path:
     BENCH_DIR.mkdir(parents=True, exist_ok=True)
     path = BENCH_DIR / f"{name}.json"
     body = {"benchmark": name, "created_at": time.time(), "environment": environment(), **payload}
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(body, indent=2, default=float))
-    tmp.replace(path)
-    return path
+    return write_json_atomic(path, body, default=float)
 
 
 def print_table(title: str, columns: list[str], rows: list[list[Any]]) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from drift.exit_codes import EXIT_BAD_INPUT, EXIT_DRIFT, EXIT_OK
 from drift.sequential import SequentialDetector
 from tollgate.contracts.durations import duration_type
+from tollgate.contracts.files import write_json_atomic
 
 # The pipeline (pandas, scipy, pyarrow: ~2 s of imports) is imported where a command runs, so that
 # `tollgate drift check --help` and `drift watch --help` answer at once.
@@ -111,7 +112,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
     code = check_once(args, seq)
     if seq is not None and code != EXIT_BAD_INPUT:
-        state_path.write_text(json.dumps(seq.state()))
+        write_json_atomic(state_path, seq.state(), indent=None)
     return code
 
 

@@ -8,7 +8,6 @@ and the reservoir capacity, not on the size of the training set.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ import numpy as np
 from drift.features import SKETCH_FEATURE, Features
 from drift.reservoir import Reservoir
 from drift.sketches import LEVELS, CategoricalSketch, NumericSketch
+from tollgate.contracts.files import write_json_atomic
 
 PROFILE_SCHEMA_VERSION = 1
 RESERVOIR_CAPACITY = 10_000
@@ -138,9 +138,7 @@ def save_profile(profile: Profile, path: str | Path) -> Path:
     """Write atomically (temp file + rename) so a reader never sees half a profile."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(profile.to_dict(), separators=(",", ":")))
-    tmp.replace(path)
+    write_json_atomic(path, profile.to_dict(), indent=None, separators=(",", ":"))
     profile.path = str(path)
     return path
 

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import sys
 import time
 import warnings
@@ -16,6 +14,7 @@ from rich.table import Table
 
 from drift.features import Features
 from drift.profile import Profile
+from tollgate.contracts.files import write_json_atomic
 
 
 def new_check_id(now: float | None = None) -> str:
@@ -46,9 +45,7 @@ def write_result(result: dict[str, Any], out_dir: str | Path) -> Path:
         n += 1
         path = out / f"{check_id}-{n}.json"
     result["check_id"] = path.stem
-    tmp = out / f".{path.name}.{os.getpid()}.tmp"
-    tmp.write_text(json.dumps(_clean(result), indent=1))
-    tmp.replace(path)
+    write_json_atomic(path, _clean(result), indent=1)
     return path
 
 

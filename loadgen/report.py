@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import itertools
-import json
 import math
 import os
 import platform
@@ -26,6 +25,7 @@ from loadgen.collector import METRICS, Collector
 from loadgen.histogram import Histogram, bucket_midpoint
 from loadgen.rowstream import RequestsWriter, RowStats, iter_jsonl
 from loadgen.timeline import INCOMPLETE
+from tollgate.contracts import files
 from tollgate.contracts.run_folder import (
     LATENCY_METRICS,
     LENGTH_FIELDS,
@@ -42,9 +42,8 @@ RUN_CONFIG = "config.partial.json"  # the run's config for `tollgate load --reco
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, default=json_default, allow_nan=False))
-    os.replace(tmp, path)
+    """A run folder's JSON file, crash-safe: strict JSON (NaN refused), numpy scalars as numbers."""
+    files.write_json_atomic(path, payload, default=json_default, allow_nan=False)
 
 
 def json_default(value: Any) -> Any:

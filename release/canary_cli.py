@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 from release.canary_flags import hostport, judgement_of, make_source, validate
@@ -28,6 +27,7 @@ from release.flags import new_parser
 from release.sources import PrometheusSource, SourceError, StoreSource
 from release.table import number, print_metric_table, share, signed
 from tollgate.contracts.durations import duration_arg
+from tollgate.contracts.files import write_json_atomic
 from tollgate.contracts.release import CANARY_EXIT
 
 EXIT_NO_DECISION = CANARY_EXIT["nodata"]
@@ -74,7 +74,7 @@ def main(argv: list[str]) -> int:
         print(f"tollgate canary: {exc}", file=sys.stderr)
         return EXIT_NO_DECISION
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+        write_json_atomic(args.out, result, newline=True)
     if args.json:
         print(json.dumps(result, indent=2))
     else:

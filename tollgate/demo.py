@@ -29,6 +29,7 @@ from pathlib import Path
 from rich.console import Console
 
 from tollgate.contracts.durations import duration_type
+from tollgate.contracts.files import write_json_atomic
 from tollgate.demo_data import DATA_DIR
 from tollgate.demo_report import DemoResult, print_report, receiver_messages, store_alerts
 from tollgate.supervise import Child, ChildFailed, Interrupted, Supervisor, free_port, tail
@@ -393,16 +394,14 @@ def main(argv: list[str]) -> int:
                 console.print("[yellow]stopping the services[/]")
     elapsed = time.time() - demo.started
     console.print(f"tollgate demo finished in {elapsed:.0f}s with exit code {code}")
-    (demo.folder / "demo.json").write_text(
-        json.dumps(
-            {
-                "exit_code": code,
-                "elapsed_s": round(elapsed, 1),
-                "steps": [s.__dict__ for s in demo.result.steps],
-                "links": demo.result.links,
-            },
-            indent=2,
-        )
+    write_json_atomic(
+        demo.folder / "demo.json",
+        {
+            "exit_code": code,
+            "elapsed_s": round(elapsed, 1),
+            "steps": [s.__dict__ for s in demo.result.steps],
+            "links": demo.result.links,
+        },
     )
     return code
 

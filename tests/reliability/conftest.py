@@ -8,7 +8,6 @@ turns that file into the README table.
 
 from __future__ import annotations
 
-import json
 import os
 import secrets
 import time
@@ -19,6 +18,7 @@ import pytest
 
 from tests.reliability.helpers import Figures
 from tests.support.servers import ServerHandle, start_reference_server
+from tollgate.contracts.files import write_json_atomic
 
 REPORT = Path(os.environ.get("TOLLGATE_RELIABILITY_REPORT", "reports/reliability.json"))
 _RESULTS: dict[str, dict] = {}
@@ -65,9 +65,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         "tests": tests,
     }
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = REPORT.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(body, indent=2))
-    tmp.replace(REPORT)
+    write_json_atomic(REPORT, body)
 
 
 @pytest.fixture(scope="session")
