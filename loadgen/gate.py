@@ -10,7 +10,6 @@ p < 1 - confidence.
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import pandas as pd
 from scipy import stats
 
 from loadgen.slo import PERCENTILES, SCALAR_METRICS, SLO, Check, QualitySLO
-from tollgate.contracts.run_folder import validate_summary
+from tollgate.contracts.run_folder import RunFolderError, read_requests, read_summary, requests_file
 
 SAMPLE_COLUMNS = {"itl_ms": "itl_mean_ms"}  # per-request column used for a metric's baseline test
 MAX_SAMPLES = 5000
@@ -42,16 +41,10 @@ class Run:
 def load_run(path: str | Path, allow_client_bound: bool = False, strict: bool = True) -> Run:
     """Read a run folder. strict: refuse runs that are not complete or were client-bound."""
     path = Path(path)
-    summary_path = path / "summary.json"
-    if not summary_path.is_file():
-        raise InvalidRun(f"{path}: no summary.json (not a run folder, or a partial run)")
     try:
-        summary = json.loads(summary_path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InvalidRun(f"{summary_path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
-    problems = validate_summary(summary)
-    if problems:
-        raise InvalidRun(f"{summary_path}: {'; '.join(problems)}")
+        summary = read_summary(path)
+    except RunFolderError as exc:
+        raise InvalidRun(str(exc)) from None
     if strict and summary["status"] != "complete":
         raise InvalidRun(
             f"{path}: run status is '{summary['status']}', only complete runs can be gated ({summary.get('notes')})"
@@ -61,14 +54,11 @@ def load_run(path: str | Path, allow_client_bound: bool = False, strict: bool = 
         raise InvalidRun(
             f"{path}: the load generator was the bottleneck (client_bound in {procs}); rerun with more --processes"
         )
-    parquet, csv = path / "requests.parquet", path / "requests.csv"
-    frame = (
-        pd.read_parquet(parquet)
-        if parquet.is_file()
-        else pd.read_csv(csv)
-        if csv.is_file()
-        else pd.DataFrame()
-    )
+    records = requests_file(path)
+    try:
+        frame = read_requests(records) if records else pd.DataFrame()
+    except RunFolderError as exc:
+        raise InvalidRun(str(exc)) from None
     return Run(path, summary, frame)
 
 

@@ -10,6 +10,7 @@ from tollgate.contracts import (
     validate_capture_record,
     validate_summary,
 )
+from tollgate.contracts.run_folder import REQUEST_COLUMNS
 
 
 def _record(**over):
@@ -79,3 +80,63 @@ def test_summary_validation_names_missing_keys():
     problems = validate_summary({"schema_version": 1, "metrics": {"ttft_ms": {"p50": 1}}})
     assert "missing 'run_id'" in problems
     assert any("metrics.ttft_ms is missing 'p99'" in p for p in problems)
+
+
+def test_run_folder_reader_names_what_is_wrong(tmp_path):
+    import pytest
+
+    from tollgate.contracts.run_folder import RunFolderError, read_summary
+
+    with pytest.raises(RunFolderError, match="no summary.json"):
+        read_summary(tmp_path)
+    (tmp_path / "summary.json").write_text('{"status":\n  oops}')
+    with pytest.raises(RunFolderError, match=r"summary.json:2: not valid JSON"):
+        read_summary(tmp_path)
+    (tmp_path / "summary.json").write_text('{"status": "failed"}')
+    with pytest.raises(RunFolderError, match="missing 'run_id'"):
+        read_summary(tmp_path)
+    assert read_summary(tmp_path, validate=False) == {"status": "failed"}
+    (tmp_path / "summary.json").write_text("[1]")
+    with pytest.raises(RunFolderError, match="must be a JSON object, got list"):
+        read_summary(tmp_path, validate=False)
+
+
+def test_requests_read_the_same_from_parquet_and_csv(tmp_path):
+    import pandas as pd
+    import pytest
+
+    from tollgate.contracts.run_folder import RunFolderError, read_requests, requests_file
+
+    assert requests_file(tmp_path) is None
+    rows = pd.DataFrame(
+        {
+            "send_s": [1.0, 2.0, 3.0],
+            "end_s": [1.5, float("nan"), 3.5],
+            "ok": [True, False, True],
+            "error": ["", "HTTP 500", ""],
+            "chunk_ms": [[1.0, 2.0], [], [3.0]],  # an extension column outside REQUEST_COLUMNS
+        }
+    )
+    rows.drop(columns="chunk_ms").to_csv(tmp_path / "requests.csv", index=False)
+    assert requests_file(tmp_path) == tmp_path / "requests.csv"
+    rows.to_parquet(tmp_path / "requests.parquet")
+    assert requests_file(tmp_path) == tmp_path / "requests.parquet"  # parquet first
+    frames = [
+        read_requests(tmp_path / "requests.parquet", REQUEST_COLUMNS),
+        read_requests(tmp_path / "requests.csv"),
+    ]
+    for frame in frames:
+        assert list(frame.columns) == ["send_s", "end_s", "ok", "error"]
+        assert frame["ok"].dtype == bool and frame["ok"].tolist() == [True, False, True]
+        assert frame["error"].tolist() == ["", "HTTP 500", ""] and frame["end_s"].isna().tolist() == [
+            False,
+            True,
+            False,
+        ]
+    assert "chunk_ms" in read_requests(tmp_path / "requests.parquet").columns  # None keeps every column
+    rows[["send_s", "ok"]].to_csv(tmp_path / "requests.csv", index=False)
+    with pytest.raises(RunFolderError, match=r"requests.csv: missing columns \['end_s'\]"):
+        read_requests(tmp_path / "requests.csv")
+    (tmp_path / "requests.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(RunFolderError, match="requests.parquet: cannot be read as parquet"):
+        read_requests(tmp_path / "requests.parquet")

@@ -30,6 +30,7 @@ from rich.console import Console
 
 from tollgate.contracts.durations import duration_type
 from tollgate.contracts.files import write_json_atomic
+from tollgate.contracts.run_folder import read_summary
 from tollgate.demo_data import DATA_DIR
 from tollgate.demo_report import DemoResult, print_report, receiver_messages, store_alerts
 from tollgate.supervise import Child, ChildFailed, Interrupted, Supervisor, free_port, tail
@@ -251,7 +252,7 @@ class Demo:
         overload phase sends, so near the server's capacity for that traffic."""
         for phase, run in self.result.phases:
             if phase == "shifted" and run is not None:
-                summary = json.loads((run / "summary.json").read_text())
+                summary = read_summary(run, validate=False)
                 return float(summary.get("throughput", {}).get("requests_per_s") or 0.0)
         return 0.0
 

@@ -16,6 +16,8 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
+from tollgate.contracts.run_folder import RunFolderError, read_summary
+
 STYLE = {
     "ok": "green",
     "pass": "green",
@@ -65,7 +67,10 @@ def _ms(block: Any, key: str) -> str:
 
 
 def phase_row(phase: str, run: Path | None) -> list[str]:
-    summary = read_json(run / "summary.json") if run else None
+    try:
+        summary = read_summary(run, validate=False) if run else None
+    except RunFolderError:
+        summary = None
     if summary is None:
         return [phase, "no summary", "-", "-", "-", "-", "-", "-"]
     req = summary.get("requests", {})

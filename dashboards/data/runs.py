@@ -7,21 +7,25 @@ files' modification times, so a page re-run costs a directory listing, not a re-
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import pyarrow.parquet as pq
 import streamlit as st
 
-from tollgate.contracts.run_folder import REQUEST_COLUMNS, RUN_SCHEMA_VERSION, validate_summary
+from tollgate.contracts.run_folder import (
+    REQUEST_COLUMNS,
+    RUN_SCHEMA_VERSION,
+    RunFolderError,
+    read_json_file,
+    read_requests,
+    read_summary,
+)
 
-
-class RunDataError(Exception):
-    """A run file that exists but cannot be used; the message says which file and why."""
+RunDataError = RunFolderError  # a run file that exists but cannot be used; the message says which and why
+read_json = read_json_file  # decoded JSON, or RunDataError saying where it is broken
 
 
 @dataclass
@@ -37,16 +41,6 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except OSError:
         return -1.0
-
-
-def read_json(path: Path) -> Any:
-    """Decoded JSON, or RunDataError saying where it is broken."""
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise RunDataError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RunDataError(f"{path}: cannot be read ({exc})") from exc
 
 
 def read_valid(
@@ -111,8 +105,10 @@ def load_runs(root: str, signature: tuple) -> RunIndex:
         if summary_mtime < 0:
             rows.append({"run_id": run_id, "status": "partial (no summary.json)", "verdict": "not gated"})
             continue
-        summary = read_valid(folder / "summary.json", validate_summary, index.warnings, "run skipped")
-        if summary is None:
+        try:
+            summary = read_summary(folder)
+        except RunFolderError as exc:
+            index.warnings.append(f"{exc}; run skipped")
             continue
         gate = None
         if gate_mtime >= 0:
@@ -128,36 +124,11 @@ def load_runs(root: str, signature: tuple) -> RunIndex:
     return index
 
 
-def requests_file(folder: Path) -> Path | None:
-    for name in ("requests.parquet", "requests.csv"):
-        if (folder / name).exists():
-            return folder / name
-    return None
-
-
 @st.cache_data(show_spinner=False, max_entries=4)
 def load_requests(path: str, mtime: float) -> pd.DataFrame:
-    """Per-request records; RunDataError when unreadable. Unknown extra columns are kept."""
-    p = Path(path)
-    try:
-        if p.suffix == ".parquet":  # only the contract's columns: producers may add bulky per-chunk lists
-            names = pq.read_schema(p).names
-            df = pd.read_parquet(p, columns=[c for c in names if c in REQUEST_COLUMNS] or None)
-        else:
-            df = pd.read_csv(p, keep_default_na=False, na_values=[""])
-    except Exception as exc:  # pyarrow and the csv parser raise many types for a damaged file
-        raise RunDataError(f"{p}: cannot be read as {p.suffix[1:]} ({type(exc).__name__}: {exc})") from exc
-    missing = [c for c in ("send_s", "end_s", "ok") if c not in df.columns]
-    if missing:
-        raise RunDataError(f"{p}: missing columns {missing}; expected the columns in {REQUEST_COLUMNS}")
-    df["ok"] = (
-        df["ok"].astype(str).str.lower().isin(["true", "1"])
-        if df["ok"].dtype == object
-        else df["ok"].astype(bool)
-    )
-    if "error" in df.columns:
-        df["error"] = df["error"].fillna("").astype(str)
-    return df
+    """Per-request records, the contract's columns only (producers may add bulky per-chunk lists);
+    RunDataError when unreadable."""
+    return read_requests(path, REQUEST_COLUMNS)
 
 
 def sweeps_signature(root: Path) -> tuple:

@@ -10,11 +10,11 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from dashboards.data.analysis import errors_by_reason, latency_cdf, timeline
-from dashboards.data.runs import RunDataError, RunIndex, requests_file
+from dashboards.data.runs import RunDataError, RunIndex
 from dashboards.redact import redact, redact_tree
 from dashboards.settings import max_points
 from dashboards.ui import lines, plot, style, verdict_badge, when
-from tollgate.contracts.run_folder import PERCENTILE_KEYS
+from tollgate.contracts.run_folder import PERCENTILE_KEYS, requests_file
 
 VALIDITY_HELP = {
     "client_bound": "the load generator ran out of CPU, so latencies include client delay",

@@ -19,8 +19,13 @@ summary.json has at least the keys in SUMMARY_REQUIRED (dotted paths). Every lat
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+import json
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RUN_SCHEMA_VERSION = 1
 
@@ -74,6 +79,10 @@ REQUEST_COLUMNS = (
     "ok",  # bool: completed without error
     "error",  # reason string, "" when ok
 )
+
+SUMMARY_FILE = "summary.json"
+REQUEST_FILES = ("requests.parquet", "requests.csv")  # the first that exists is the folder's records
+REQUEST_REQUIRED = ("send_s", "end_s", "ok")  # without them a requests file cannot be used at all
 
 # Arrow types of requests.parquet: REQUEST_COLUMNS, then the generator's extension columns. One fixed
 # schema, so the file is written in bounded batches from the rows flushed during the run.
@@ -161,3 +170,80 @@ def validate_summary(summary: Any) -> list[str]:
             f"schema_version {version} is newer than this Tollgate understands ({RUN_SCHEMA_VERSION})"
         )
     return problems
+
+
+class RunFolderError(ValueError):
+    """A run folder file that is missing or cannot be used; the message names the file and why."""
+
+
+def read_json_file(path: str | Path) -> Any:
+    """Decoded JSON of one file, or RunFolderError saying where it is broken."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise RunFolderError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunFolderError(f"{path}: cannot be read ({exc})") from None
+
+
+def read_summary(folder: str | Path, validate: bool = True) -> dict[str, Any]:
+    """The folder's summary.json, checked against SUMMARY_REQUIRED unless validate=False (then only
+    required to be a JSON object). RunFolderError when it is missing, unreadable or invalid."""
+    path = Path(folder) / SUMMARY_FILE
+    if not path.is_file():
+        raise RunFolderError(f"{folder}: no {SUMMARY_FILE} (not a run folder, or a partial run)")
+    summary = read_json_file(path)
+    if validate:
+        problems = validate_summary(summary)
+    elif not isinstance(summary, Mapping):
+        problems = [f"summary must be a JSON object, got {type(summary).__name__}"]
+    else:
+        problems = []
+    if problems:
+        raise RunFolderError(f"{path}: {'; '.join(problems)}")
+    return summary
+
+
+def requests_file(folder: str | Path) -> Path | None:
+    """requests.parquet, else requests.csv, else None (a folder without per-request records)."""
+    for name in REQUEST_FILES:
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
+
+
+def read_requests(path: str | Path, columns: Iterable[str] | None = None) -> pd.DataFrame:
+    """Per-request records of a requests.parquet or requests.csv file (pandas, imported here).
+
+    columns: keep only these (those the file has); None keeps every column, extensions included.
+    `ok` comes back boolean and `error` a string ("" when ok) whichever format the file is in.
+    RunFolderError when the file cannot be read or lacks REQUEST_REQUIRED."""
+    import pandas as pd
+
+    path = Path(path)
+    wanted = None if columns is None else set(columns)
+    try:
+        if path.suffix == ".parquet":  # read only the wanted columns: producers add bulky per-chunk lists
+            import pyarrow.parquet as pq
+
+            names = pq.read_schema(path).names
+            keep = None if wanted is None else [c for c in names if c in wanted] or None
+            frame = pd.read_parquet(path, columns=keep)
+        else:
+            usecols = None if wanted is None else (lambda c: c in wanted)
+            frame = pd.read_csv(path, keep_default_na=False, na_values=[""], usecols=usecols)
+    except Exception as exc:  # pyarrow and the csv parser raise many types for a damaged file
+        raise RunFolderError(
+            f"{path}: cannot be read as {path.suffix[1:]} ({type(exc).__name__}: {exc})"
+        ) from exc
+    missing = [c for c in REQUEST_REQUIRED if c not in frame.columns]
+    if missing:
+        raise RunFolderError(f"{path}: missing columns {missing}; expected the columns in {REQUEST_COLUMNS}")
+    if pd.api.types.is_bool_dtype(frame["ok"]) or pd.api.types.is_numeric_dtype(frame["ok"]):
+        frame["ok"] = frame["ok"].astype(bool)
+    else:  # text such as "True"/"false" (a CSV column with blanks is not parsed as booleans)
+        frame["ok"] = frame["ok"].astype(str).str.lower().isin(["true", "1"])
+    if "error" in frame.columns:
+        frame["error"] = frame["error"].fillna("").astype(str)
+    return frame
