@@ -6,84 +6,76 @@ writes OUT/runs/<id>/ (summary.json, requests.parquet, gate.json), OUT/sweeps/<i
 OUT/monitor.db (see sample_store) and OUT/drift/<ts>.json, the layout `tollgate dashboard --data OUT`
 reads. Numbers are shaped like a real LLM server (log-normal latencies, load-dependent TTFT, a
 diurnal request rate, an incident) so the plots look like what people will see in production.
+Every file is written by the component that owns it (the load generator's run writer, the drift
+check's result writer, the monitor's store and outbox), so the fixtures cannot drift from the
+contracts. It sits above the components (like `tollgate demo`), which is why it may import them.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from dashboards.sample_drift import write_drift
 from dashboards.sample_store import write_store
-from tollgate.contracts.run_folder import LATENCY_METRICS, RUN_SCHEMA_VERSION
+from loadgen.collector import Collector
+from loadgen.report import write_run as write_run_folder
+from loadgen.timeline import RequestRecord
+from loadgen.validity import combine
+from tollgate.contracts.files import write_json_atomic
+from tollgate.contracts.run_folder import RUN_SCHEMA_VERSION
 
 ERROR_REASONS = ("timeout", "http_503", "connection_reset", "http_429")
 
 
 def _write_json(path: Path, payload: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(payload, indent=1))
+    write_json_atomic(path, payload, indent=1)
 
 
-def _block(values: np.ndarray) -> dict[str, float]:
-    v = values[np.isfinite(values)]
-    if v.size == 0:
-        return {k: float("nan") for k in ("p50", "p90", "p95", "p99", "p999", "mean")} | {"count": 0}
-    q = np.percentile(v, [50, 90, 95, 99, 99.9])
-    return dict(zip(("p50", "p90", "p95", "p99", "p999"), map(float, q), strict=False)) | {
-        "mean": float(v.mean()),
-        "count": int(v.size),
-    }
-
-
-def make_requests(n: int, start: float, rate: float, seed: int, slowdown: float = 1.0) -> pd.DataFrame:
-    """Per-request records (REQUEST_COLUMNS) of an open-loop run at `rate` requests/s."""
+def make_records(
+    n: int, start: float, rate: float, seed: int, slowdown: float = 1.0, scenario: str = "chat"
+) -> list[RequestRecord]:
+    """Requests of an open-loop run at `rate` requests/s as the load generator records them:
+    log-normal TTFT growing with the prompt, streamed in up to 8 chunks, 1.2% failures."""
     rng = np.random.default_rng(seed)
     intended = start + np.cumsum(rng.exponential(1.0 / rate, n))
-    queue_ms = rng.exponential(2.0, n)
-    send = intended + queue_ms / 1000
+    queue_s = rng.exponential(2.0, n) / 1000
     prompt = rng.integers(20, 1500, n)
     out = np.clip(rng.lognormal(4.6, 0.6, n).astype(int), 1, 1024)
-    ttft = rng.lognormal(np.log(90 * slowdown), 0.45, n) + prompt * 0.04
-    tpot = rng.lognormal(np.log(18 * slowdown), 0.25, n)
-    e2e = ttft + tpot * (out - 1)
+    ttft_s = (rng.lognormal(np.log(90 * slowdown), 0.45, n) + prompt * 0.04) / 1000
+    tpot_s = rng.lognormal(np.log(18 * slowdown), 0.25, n) / 1000
     failed = rng.random(n) < 0.012
     reasons = rng.choice(ERROR_REASONS, n, p=[0.5, 0.3, 0.1, 0.1])
-    status = np.where(
-        failed, np.where(reasons == "http_503", 503, np.where(reasons == "http_429", 429, 0)), 200
-    )
-    nan = np.full(n, np.nan)
-    df = pd.DataFrame(
-        {
-            "request_id": [f"req-{seed}-{i:06d}" for i in range(n)],
-            "scenario": "chat",
-            "worker": rng.integers(0, 4, n).astype(str),
-            "intended_send_s": intended,
-            "send_s": send,
-            "first_token_s": np.where(failed, nan, send + ttft / 1000),
-            "end_s": send + np.where(failed, rng.uniform(5, 30000, n), e2e) / 1000,
-            "ttft_ms": np.where(failed, nan, ttft),
-            "e2e_ms": np.where(failed, nan, e2e),
-            "tpot_ms": np.where(failed | (out < 2), nan, tpot),
-            "itl_mean_ms": np.where(failed, nan, tpot * rng.uniform(0.95, 1.05, n)),
-            "client_queue_ms": queue_ms,
-            "prompt_tokens": prompt,
-            "output_tokens": np.where(failed, 0, out),
-            "output_tokens_estimated": False,
-            "n_chunks": np.where(failed, 0, out),
-            "status": status,
-            "ok": ~failed,
-            "error": np.where(failed, reasons, ""),
-        }
-    )
-    return df
+    failed_after_s = rng.uniform(5, 30000, n) / 1000
+    workers = rng.integers(0, 4, n)
+    records = []
+    for i in range(n):
+        rec = RequestRecord(f"req-{seed}-{i:06d}", scenario, int(workers[i]), stream=True)
+        rec.send_s, rec.send_perf, rec.intended_perf = (
+            float(intended[i] + queue_s[i]),
+            0.0,
+            -float(queue_s[i]),
+        )
+        rec.prompt_tokens, rec.requested_output_tokens = int(prompt[i]), 1024
+        if failed[i]:
+            reason = str(reasons[i])
+            rec.error, rec.usage_output_tokens, rec.end_perf = reason, 0, float(failed_after_s[i])
+            rec.status = {"http_503": 503, "http_429": 429}.get(reason, 0)
+        else:
+            tokens = int(out[i])
+            per_chunk = np.diff(np.linspace(0, tokens, min(tokens, 8) + 1).round()).astype(int)
+            arrived = np.cumsum(per_chunk) - per_chunk[0]  # tokens before each chunk, after the first
+            rec.chunk_perf = (ttft_s[i] + arrived * tpot_s[i]).tolist()
+            rec.chunk_tokens = per_chunk.tolist()
+            rec.end_perf, rec.usage_output_tokens, rec.status = rec.chunk_perf[-1], tokens, 200
+        records.append(rec)
+    return records
 
 
 def write_run(
@@ -96,55 +88,34 @@ def write_run(
     slowdown: float = 1.0,
     baseline: str | None = None,
 ) -> Path:
-    """One run folder: requests.parquet, summary.json (written last) and gate.json."""
+    """One run folder written by the load generator's own writer (requests.parquet, report.html,
+    summary.json last), then gate.json."""
     rate = 40.0
-    df = make_requests(n, start, rate, seed, slowdown)
-    df["scenario"] = scenario
+    collector = Collector()
+    for record in make_records(n, start, rate, seed, slowdown, scenario):
+        collector.add(record)
     folder = root / "runs" / run_id
-    folder.mkdir(parents=True, exist_ok=True)
-    df.to_parquet(folder / "requests.parquet", index=False)
-    ok = df[df["ok"]]
-    duration = float(df["end_s"].max() - start)
-    metrics = {
-        m: _block(df[c].to_numpy())
-        for m, c in zip(LATENCY_METRICS, ("ttft_ms", "itl_mean_ms", "tpot_ms", "e2e_ms"), strict=False)
-    }
-    metrics["client_queue_ms"] = _block(df["client_queue_ms"].to_numpy())
-    metrics["ttft_from_intended_ms"] = _block((ok["first_token_s"] - ok["intended_send_s"]).to_numpy() * 1000)
-    metrics["e2e_from_intended_ms"] = _block((ok["end_s"] - ok["intended_send_s"]).to_numpy() * 1000)
     slo = {"ttft_p95_ms": 400.0, "e2e_p95_ms": 6000.0, "error_rate": 0.02}
-    good = ok[(ok["ttft_ms"] <= slo["ttft_p95_ms"]) & (ok["e2e_ms"] <= slo["e2e_p95_ms"])]
-    summary = {
-        "schema_version": RUN_SCHEMA_VERSION,
+    config = {
         "run_id": run_id,
-        "status": "complete",
-        "started_at": start,
-        "ended_at": start + duration,
-        "duration_s": duration,
-        "config": {
-            "scenario": scenario,
-            "target": "http://127.0.0.1:8000",
-            "model": "tiny-llama",
-            "mode": "open",
-            "rate_per_s": rate,
-            "max_tokens": 1024,
-            "stream": True,
-            "slo": slo,
-        },
-        "environment": {"tollgate": "0.1.0", "locust": "2.47.0", "python": "3.11", "cpu_count": 16},
+        "name": run_id,
+        "url": "http://127.0.0.1:8000",
+        "model": "tiny-llama",
+        "endpoint": "chat",
+        "scenario": scenario,
+        "stream": True,
+        "rate": rate,
+        "users": None,
+        "max_tokens": 1024,
+        "goodput_slo": {"ttft_ms": slo["ttft_p95_ms"], "e2e_ms": slo["e2e_p95_ms"]},
+        "slo": slo,
         "server": {"url": "http://127.0.0.1:8000", "model": "tiny-llama", "engine": "reference"},
-        "metrics": metrics,
-        "throughput": {
-            "requests_per_s": len(ok) / duration,
-            "output_tokens_per_s": float(ok["output_tokens"].sum()) / duration,
-            "offered_rate_per_s": rate,
-        },
-        "goodput": {"requests_per_s": len(good) / duration, "fraction": len(good) / max(len(df), 1)},
-        "requests": {"total": len(df), "completed": int(df["ok"].sum()), "failed": int((~df["ok"]).sum())},
-        "errors": {str(k): int(v) for k, v in df.loc[~df["ok"], "error"].value_counts().items()},
-        "validity": {"client_bound": False, "client_cpu_max_pct": 41.0, "estimated_tokens": False},
     }
-    ttft_p95 = metrics["ttft_ms"]["p95"]
+    ended = max(r["end_s"] for r in collector.rows)
+    summary = write_run_folder(folder, collector, config, "complete", start, ended, combine({}))
+    ttft_p95 = summary["metrics"]["ttft_ms"]["p95"]
+    sent = summary["requests"]["completed"] + summary["requests"]["failed"]
+    error_rate = summary["requests"]["failed"] / sent
     checks = [
         {
             "name": "ttft_p95_ms",
@@ -152,7 +123,7 @@ def write_run(
             "threshold": slo["ttft_p95_ms"],
             "passed": ttft_p95 <= 400,
         },
-        {"name": "error_rate", "value": len(df[~df["ok"]]) / len(df), "threshold": 0.02, "passed": True},
+        {"name": "error_rate", "value": error_rate, "threshold": 0.02, "passed": error_rate <= 0.02},
     ]
     verdict = "pass" if all(c["passed"] for c in checks) else "fail"
     gate = {
@@ -162,10 +133,9 @@ def write_run(
         "exit_code": 0 if verdict == "pass" else 1,
         "checks": checks,
         "baseline_run_id": baseline,
-        "created_at": start + duration + 5,
+        "created_at": ended + 5,
     }
-    _write_json(folder / "gate.json", gate)
-    _write_json(folder / "summary.json", summary)
+    write_json_atomic(folder / "gate.json", gate)
     return folder
 
 

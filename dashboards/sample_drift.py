@@ -1,15 +1,16 @@
 """Drift check results (tollgate.contracts.drift_result) for the sample data: hourly checks in
-which prompt lengths drift upward over the last few hours, with the histograms the dashboard plots."""
+which prompt lengths drift upward over the last few hours, with the histograms the dashboard plots.
+Written by `tollgate drift check`'s own writer (drift.report.write_result)."""
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from drift.report import write_result
 from tollgate.contracts.drift_result import DRIFT_SCHEMA_VERSION
 
 
@@ -89,9 +90,7 @@ def write_drift(root: Path, n_checks: int, end: float, seed: int = 7) -> list[Pa
             html = root / "drift" / f"{stamp}.html"
             html.write_text("<html><body><h1>Evidently data drift report (sample)</h1></body></html>")
             result["evidently_report"] = str(html)
-        path = root / "drift" / f"{stamp}.json"
-        path.write_text(json.dumps(result, indent=1))
-        paths.append(path)
+        paths.append(write_result(result, root / "drift"))
     return paths
 
 

@@ -27,14 +27,22 @@ class Outbox:
         self.owner = uuid.uuid4().hex
 
     def enqueue(
-        self, receiver: str, fingerprint: str, state: str, dedup_key: str, payload: dict, db: Any = None
+        self,
+        receiver: str,
+        fingerprint: str,
+        state: str,
+        dedup_key: str,
+        payload: dict,
+        db: Any = None,
+        now: float | None = None,
     ) -> bool:
         """Queue one notification; False when this dedup_key was queued before (idempotent).
-        With `db`, the row is written inside the caller's transaction."""
+        With `db`, the row is written inside the caller's transaction; `now` (default the clock)
+        stamps it."""
         if db is None:
             with self.store.tx() as own:
-                return self.enqueue(receiver, fingerprint, state, dedup_key, payload, own)
-        now = time.time()
+                return self.enqueue(receiver, fingerprint, state, dedup_key, payload, own, now)
+        now = time.time() if now is None else now
         cur = db.execute(
             "INSERT OR IGNORE INTO outbox (created_at, receiver, fingerprint, state, dedup_key, payload,"
             " status, attempts, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, 'pending', 0, ?)",

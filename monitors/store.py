@@ -110,13 +110,18 @@ class Store:
         self, ts: float, target: str, samples: Iterable[tuple[str, dict[str, str] | None, float]]
     ) -> int:
         """Append raw (tier 0) rows: (series name, labels, value). Returns the number written."""
-        rows = [(ts, target, name, labels_json(labels), float(value)) for name, labels, value in samples]
+        rows = [(ts, target, name, labels_json(labels), float(value), 0) for name, labels, value in samples]
+        self.write_rows(rows)
+        return len(rows)
+
+    def write_rows(self, rows: Iterable[tuple[float, str, str, str, float | None, int]]) -> None:
+        """Append series rows (ts, target, name, labels JSON, value, resolution) in one transaction:
+        the bulk path for imports and sample data (a scrape writes through write_samples)."""
         with self.tx() as db:
             db.executemany(
-                "INSERT INTO series (ts, target, name, labels, value, resolution) VALUES (?, ?, ?, ?, ?, 0)",
+                "INSERT INTO series (ts, target, name, labels, value, resolution) VALUES (?, ?, ?, ?, ?, ?)",
                 rows,
             )
-        return len(rows)
 
     def set_target(self, target: str, up: bool, ts: float, error: str | None = None) -> None:
         with self.tx() as db:
