@@ -10,12 +10,15 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
-from tollgate.contracts.capture import CAPTURE_SCHEMA_VERSION
-from tollgate.contracts.sketch import prompt_profile, text_of_messages
+from tollgate.contracts.capture_log import CaptureWriter
+from tollgate.contracts.capture_log import capture_record as server_capture_record
+from tollgate.contracts.sketch import text_of_messages
 
 TOPICS: dict[str, list[str]] = {
     "code": [
@@ -145,30 +148,46 @@ def request_body(rng: np.random.Generator, mix: Mix) -> dict[str, Any]:
 
 
 def capture_record(body: dict[str, Any], rng: np.random.Generator, timestamp: float) -> dict[str, Any]:
-    """The capture-log line a server would write for `body` (contract 3)."""
+    """The capture-log line a server would write for `body` (contract 3), built by the servers' own
+    record builder (tollgate.contracts.capture_log.capture_record)."""
     text, system = text_of_messages(body["messages"])
-    profile = prompt_profile(text, system)
     completion = int(rng.integers(1, body["max_tokens"] + 1))
-    return {
-        "schema_version": CAPTURE_SCHEMA_VERSION,
-        "timestamp": timestamp,
-        "request_id": uuid.UUID(int=int(rng.integers(1 << 62))).hex,
-        "endpoint": "/v1/chat/completions",
-        "model": body["model"],
-        "stream": False,
-        "prompt_tokens": int(profile["words"] * 1.3) + 4,
-        "completion_tokens": completion,
-        "max_tokens": body["max_tokens"],
-        "temperature": body["temperature"],
-        "top_p": body["top_p"],
-        "top_k": None,
-        "n_messages": len(body["messages"]),
-        "finish_reason": "length" if completion == body["max_tokens"] else "stop",
-        "queue_s": 0.001,
-        "ttft_s": 0.02,
-        "e2e_s": 0.02 + completion * 0.005,
-        "prompt_profile": profile,
-    }
+    request_id = uuid.UUID(int=int(rng.integers(1 << 62))).hex
+    arrival = timestamp - (0.02 + completion * 0.005)
+    times = SimpleNamespace(
+        arrival=arrival, first_scheduled=arrival + 0.001, first_token=arrival + 0.02, finished=timestamp
+    )
+    record = server_capture_record(
+        request_id=request_id,
+        endpoint="/v1/chat/completions",
+        model=body["model"],
+        stream=False,
+        prompt_text=text,
+        system_prompt=system,
+        prompt_tokens=0,
+        completion_tokens=completion,
+        max_tokens=body["max_tokens"],
+        temperature=body["temperature"],
+        top_p=body["top_p"],
+        top_k=None,
+        n_messages=len(body["messages"]),
+        finish_reason="length" if completion == body["max_tokens"] else "stop",
+        times=times,
+        include_text=False,
+    )
+    record["prompt_tokens"] = (
+        int(record["prompt_profile"]["words"] * 1.3) + 4
+    )  # about what a tokenizer counts
+    return record
+
+
+def write_capture_log(path: str | Path, records: list[dict[str, Any]]) -> Path:
+    """Append `records` to `path` through the capture log writer the servers and the proxy use."""
+    writer = CaptureWriter(path, queue_size=len(records) + 1)
+    for record in records:
+        writer.submit(record)
+    writer.close(timeout=60.0)
+    return Path(path)
 
 
 def capture_log(

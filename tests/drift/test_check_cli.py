@@ -13,7 +13,7 @@ from drift.check import CheckSettings, run_check
 from drift.cli import main
 from drift.features import features_from_frame, load_features
 from drift.profile import build_profile
-from drift.synthetic import Mix, capture_log, dataset
+from drift.synthetic import Mix, capture_log, dataset, write_capture_log
 from tollgate.contracts.drift_result import DRIFT_SCHEMA_VERSION, FEATURE_FIELDS
 
 
@@ -25,11 +25,11 @@ def _write_jsonl(path: Path, rows: list) -> Path:
 @pytest.fixture(scope="module")
 def work(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("drift")
-    _write_jsonl(d / "reference.jsonl", capture_log(2000, seed=1))
+    write_capture_log(d / "reference.jsonl", capture_log(2000, seed=1))
     _write_jsonl(d / "train.jsonl", dataset(800, seed=2))
-    _write_jsonl(d / "ok.jsonl", capture_log(600, seed=3))
+    write_capture_log(d / "ok.jsonl", capture_log(600, seed=3))
     shifted = Mix(topics={"finance": 0.5, "medical": 0.5}, temperatures={1.0: 1.0})
-    _write_jsonl(d / "drift.jsonl", capture_log(600, shifted, seed=4))
+    write_capture_log(d / "drift.jsonl", capture_log(600, shifted, seed=4))
     assert main(["profile", str(d / "reference.jsonl"), "-o", str(d / "profile.json")]) == 0
     return d
 
