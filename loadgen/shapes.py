@@ -14,6 +14,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
+from tollgate.contracts.durations import DurationError, parse_duration
+
 SHAPES = ("ramp", "step", "spike", "soak")
 OPTIONS = {
     "ramp": {"ramp_s"},
@@ -21,6 +23,7 @@ OPTIONS = {
     "spike": {"base", "spike_at", "spike_s"},
     "soak": {"ramp_s"},
 }
+DURATION_OPTIONS = {"ramp_s", "spike_at", "spike_s"}  # in the shared duration grammar: 30, 30s, 1m30s
 
 
 class ShapeError(ValueError):
@@ -67,6 +70,12 @@ def parse_shape(kind: str, users: int | None, duration_s: float | None, options:
         if not sep or key not in OPTIONS[kind]:
             allowed = ", ".join(sorted(OPTIONS[kind]))
             raise ShapeError(f"--shape-opt '{item}': {kind} takes KEY=VALUE with KEY one of {allowed}")
+        if key in DURATION_OPTIONS:
+            try:
+                parsed[key] = parse_duration(value, f"--shape-opt {key}")
+            except DurationError as exc:
+                raise ShapeError(str(exc)) from None
+            continue
         try:
             parsed[key] = float(value.rstrip("s"))
         except ValueError:

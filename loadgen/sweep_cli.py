@@ -19,6 +19,7 @@ from pathlib import Path
 from loadgen import capacity, cli
 from loadgen.flags import positive_float
 from loadgen.slo import SLOError, load_slo
+from tollgate.contracts.durations import duration_arg
 
 
 def _loads(text: str) -> list[float]:
@@ -47,7 +48,7 @@ def main(argv: list[str]) -> int:
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--rates", type=_loads, help="open loop: requests/s per step, e.g. 1,2,4,8")
     mode.add_argument("--concurrency", type=_loads, help="closed loop: users per step, e.g. 1,4,16")
-    parser.add_argument("--step-duration", default="30s", help="length of each step")
+    parser.add_argument("--step-duration", type=duration_arg, default=30.0, help="length of each step")
     parser.add_argument("--name", default="sweep")
     parser.add_argument("--sweep-out", default="reports/sweeps")
     plan = parser.add_argument_group("capacity and cost (see loadgen/capacity.py for the assumptions)")
@@ -91,7 +92,7 @@ def main(argv: list[str]) -> int:
     for load in args.rates or args.concurrency:
         flag = ["--rate", f"{load:g}"] if kind == "rate" else ["--users", str(int(load))]
         step_args = load_parser.parse_args(
-            [*rest, *flag, "--duration", args.step_duration, "--name", f"{sweep_id}-{kind}{load:g}"]
+            [*rest, *flag, "--duration", str(args.step_duration), "--name", f"{sweep_id}-{kind}{load:g}"]
         )
         run_dir, _ = cli.run_load(step_args, load_parser)
         points.append(point(load, load_run(run_dir, strict=False), slo))

@@ -42,7 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     src.add_argument("--prometheus", metavar="URL", help="Prometheus base URL, e.g. http://prometheus:9090")
     p.add_argument("--window", type=duration_arg, default=600.0, help="analysis window ending now")
     p.add_argument("--step", type=duration_arg, default=30.0, help="Prometheus: seconds per sample")
-    p.add_argument("--rate-window", default="1m", help="Prometheus: range of rate() and quantiles")
+    p.add_argument(
+        "--rate-window", type=duration_arg, default=60.0, help="Prometheus: range of rate() and quantiles"
+    )
     p.add_argument("--confidence", type=float, default=0.95, help="Mann-Whitney confidence level")
     p.add_argument("--min-effect", type=float, default=0.10, help="smallest relative shift that fails")
     p.add_argument("--min-samples", type=int, default=5, help="per side and metric, else NoData")

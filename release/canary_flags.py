@@ -8,6 +8,7 @@ import argparse
 from typing import TYPE_CHECKING
 
 from release.sources import PrometheusSource, StoreSource
+from tollgate.contracts.durations import format_duration
 
 if TYPE_CHECKING:  # release.canary's statistics (scipy, statsmodels) load when a judgement runs
     from release.canary import Judgement
@@ -32,7 +33,7 @@ def hostport(text: str) -> tuple[str, int] | None:
 
 def make_source(args: argparse.Namespace) -> StoreSource | PrometheusSource:
     if args.prometheus:
-        return PrometheusSource(args.prometheus, args.step, args.rate_window)
+        return PrometheusSource(args.prometheus, args.step, format_duration(args.rate_window))
     return StoreSource(args.store or "reports/monitor.db")
 
 

@@ -110,3 +110,17 @@ def test_argparse_type_names_the_flag_and_bounds() -> None:
 def test_format_is_prometheus_syntax_and_parses_back(seconds, text) -> None:
     assert format_duration(seconds) == text
     assert parse_duration(text) == pytest.approx(seconds)
+
+
+def test_shape_options_and_sweep_steps_take_the_grammar(capsys) -> None:
+    from loadgen.shapes import ShapeError, parse_shape
+    from loadgen.sweep_cli import main as sweep
+
+    spike = parse_shape("spike", 8, 600.0, ["spike_at=1m30s", "spike_s=45", "base=2"])
+    assert spike.options == {"spike_at": 90.0, "spike_s": 45.0, "base": 2.0}
+    with pytest.raises(ShapeError, match=r"--shape-opt ramp_s: 'soon' is not a duration"):
+        parse_shape("ramp", 8, 60.0, ["ramp_s=soon"])
+    with pytest.raises(SystemExit) as exit_:
+        sweep(["--slo", "slo.toml", "--rates", "1", "--step-duration", "1fortnight"])
+    assert exit_.value.code == 2
+    assert "--step-duration: '1fortnight' is not a duration" in capsys.readouterr().err
