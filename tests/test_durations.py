@@ -33,6 +33,8 @@ VALID = [
     ("5M", 300.0),  # load lower-cased its input
     ("1.5h", 5400.0),
     ("1s500ms", 1.5),
+    ("1w", 7 * 86400.0),  # Prometheus ranges (canary --rate-window passed them through)
+    ("1y", 365 * 86400.0),
     (3, 3.0),  # YAML numbers in rules files
     (0.25, 0.25),
 ]

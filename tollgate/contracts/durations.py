@@ -1,12 +1,13 @@
 """The one duration grammar of every Tollgate flag and file field (`--duration`, `--window`, `for:`, ...).
 
     90  1.5          plain seconds
-    500ms 30s 5m 2h 1d   a number with a unit (ms, s, m, h, d; any case)
+    500ms 30s 5m 2h 1d 1w 1y   a number with a unit (ms, s, m, h, d, w, y as Prometheus: 365d; any case)
     1h30m  1m30s  1h 30m   several of them, added up
 
 Whitespace around the value and between its parts is allowed (`90 s`). This is the union of what the
-components' own parsers accepted before they were replaced by this module, so nothing that worked
-stops working. `format_duration` writes seconds back in Prometheus' (Go's) duration syntax.
+components' own parsers accepted before they were replaced by this module (w and y: Prometheus ranges
+that `tollgate canary --rate-window` passed through verbatim), so nothing that worked stops working.
+`format_duration` writes seconds back in Prometheus' (Go's) duration syntax.
 """
 
 from __future__ import annotations
@@ -16,13 +17,14 @@ import math
 import re
 from collections.abc import Callable
 
-UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
-EXAMPLES = "90 (seconds), 1.5, 500ms, 30s, 5m, 2h, 1d or 1h30m"
+UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0, "y": 365 * 86400.0}
+EXAMPLES = "90 (seconds), 1.5, 500ms, 30s, 5m, 2h, 1d or 1h30m"  # w (week) and y (365d) work too
 
 _NUMBER = r"\d+(?:\.\d+)?"
-_PART = re.compile(rf"({_NUMBER})\s*(ms|s|m|h|d)", re.IGNORECASE)
+_UNIT = "ms|s|m|h|d|w|y"
+_PART = re.compile(rf"({_NUMBER})\s*({_UNIT})", re.IGNORECASE)
 _PLAIN = re.compile(rf"\s*({_NUMBER})\s*")
-_COMPOUND = re.compile(rf"\s*(?:{_NUMBER}\s*(?:ms|s|m|h|d)\s*)+", re.IGNORECASE)
+_COMPOUND = re.compile(rf"\s*(?:{_NUMBER}\s*(?:{_UNIT})\s*)+", re.IGNORECASE)
 
 
 class DurationError(ValueError):
