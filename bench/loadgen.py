@@ -23,7 +23,6 @@ open loop  100 req/s Poisson: achieved send rate vs the target and vs the realis
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import subprocess
 import sys
@@ -41,6 +40,7 @@ from bench.common import print_table, write_result
 from bench.fastmock import build as build_fast_mock
 from bench.fastmock import start_fast_mock
 from loadgen.mock_server import start_mock_server
+from tollgate.contracts.run_folder import read_requests, read_summary
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -55,8 +55,7 @@ def run_load(out: Path, *args: str, env: dict[str, str] | None = None) -> tuple[
         timeout=300,
     )
     run_dir = Path(proc.stdout.strip().splitlines()[-1])
-    summary = json.loads((run_dir / "summary.json").read_text())
-    return summary, pd.read_parquet(run_dir / "requests.parquet")
+    return read_summary(run_dir), read_requests(run_dir / "requests.parquet")
 
 
 def fidelity(
@@ -271,7 +270,7 @@ def memory(out: Path, requests: int) -> dict[str, Any]:
                 pass
             time.sleep(0.5)
         run_dir = Path((proc.stdout.read() if proc.stdout else "").strip().splitlines()[-1])
-    summary = json.loads((run_dir / "summary.json").read_text())
+    summary = read_summary(run_dir)
     span = samples[-1][0] if samples else 0.0
     steady = [(t, rss) for t, rss in samples if 0.2 * span <= t <= 0.8 * span]
     done = summary["requests"]["sent"]
