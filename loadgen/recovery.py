@@ -12,6 +12,7 @@ from typing import Any
 
 from loadgen.config import RunConfig
 from loadgen.summary_table import print_summary
+from tollgate.contracts.run_folder import SUMMARY_FILE, read_summary
 
 
 def ensure_summary(
@@ -20,9 +21,8 @@ def ensure_summary(
     """summary.json of the run, written from its flushed rows when the generator died without one;
     the window ends at `ended_at` (default now, the moment the death was seen). `config` is the run's,
     or the dict read back from an old run folder's config.partial.json (written as it was found)."""
-    path = run_dir / "summary.json"
-    if path.exists():
-        return json.loads(path.read_text())
+    if (run_dir / SUMMARY_FILE).exists():
+        return read_summary(run_dir, validate=False)
     from loadgen.collector import Collector
     from loadgen.report import write_run
     from loadgen.validity import combine
