@@ -27,6 +27,8 @@ VALID = [
     ("1d", 86400.0),  # drift, monitor rules
     ("1h30m", 5400.0),  # load (drift check did not accept it before)
     ("1m30s", 90.0),  # demo
+    ("1m30", 90.0),  # demo: minutes, then bare seconds
+    ("1h2m30", 3750.0),
     ("1h 30m", 5400.0),
     ("90 s", 90.0),  # drift allowed a space before the unit
     ("  2m  ", 120.0),
@@ -45,7 +47,9 @@ INVALID = [
     "soon",
     "1fortnight",
     "5 minutes",
-    "1m30",
+    "1h30",  # bare seconds only after minutes: 1h30 could mean 1h30m
+    "1ms30",
+    "30 1m",
     "-5s",
     "5x",
     "1..5s",

@@ -3,6 +3,7 @@
     90  1.5          plain seconds
     500ms 30s 5m 2h 1d 1w 1y   a number with a unit (ms, s, m, h, d, w, y as Prometheus: 365d; any case)
     1h30m  1m30s  1h 30m   several of them, added up
+    1m30               minutes then bare seconds (as `tollgate demo --duration` read it); 1h30 is refused
 
 Whitespace around the value and between its parts is allowed (`90 s`). This is the union of what the
 components' own parsers accepted before they were replaced by this module (w and y: Prometheus ranges
@@ -25,6 +26,7 @@ _UNIT = "ms|s|m|h|d|w|y"
 _PART = re.compile(rf"({_NUMBER})\s*({_UNIT})", re.IGNORECASE)
 _PLAIN = re.compile(rf"\s*({_NUMBER})\s*")
 _COMPOUND = re.compile(rf"\s*(?:{_NUMBER}\s*(?:{_UNIT})\s*)+", re.IGNORECASE)
+_MINUTES_THEN_SECONDS = re.compile(rf"(.*\d\s*m)\s*({_NUMBER})\s*", re.IGNORECASE)
 
 
 class DurationError(ValueError):
@@ -43,9 +45,12 @@ def parse_duration(value: str | int | float, where: str = "duration") -> float:
     plain = _PLAIN.fullmatch(text)
     if plain:
         return float(plain.group(1))
-    if not _COMPOUND.fullmatch(text):
-        raise DurationError(f"{where}: {text!r} is not a duration; write e.g. {EXAMPLES}")
-    return sum(float(n) * UNITS[u.lower()] for n, u in _PART.findall(text))
+    if _COMPOUND.fullmatch(text):
+        return sum(float(n) * UNITS[u.lower()] for n, u in _PART.findall(text))
+    clock = _MINUTES_THEN_SECONDS.fullmatch(text)
+    if clock and _COMPOUND.fullmatch(clock.group(1)):
+        return parse_duration(clock.group(1), where) + float(clock.group(2))
+    raise DurationError(f"{where}: {text!r} is not a duration; write e.g. {EXAMPLES}")
 
 
 def duration_type(
