@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-# The monitor's receiver variables (defined in monitors.notify, which drift may not import).
-SLACK_ENV, WEBHOOK_ENV = "TOLLGATE_SLACK_WEBHOOK", "TOLLGATE_WEBHOOK_URL"
+from tollgate.contracts.alert_receivers import SLACK_ENV, WEBHOOK_ENV
+
 MAX_SCRAPE_S = 5.0  # the child's scrape interval: the watch's --interval, at most this
 DRAIN_S = 15.0  # how long the watch waits at exit for the child to deliver the last alert
 

@@ -35,12 +35,11 @@ from monitors import slack, webhook
 from monitors.alert import Alert, fingerprint
 from monitors.outbox import Outbox
 from monitors.store import Store
+from tollgate.contracts.alert_receivers import SLACK_ENV, WEBHOOK_ENV
 
 log = logging.getLogger("tollgate.notify")
 logging.getLogger("httpx").setLevel(logging.WARNING)  # httpx logs full URLs at INFO
 
-SLACK_ENV = "TOLLGATE_SLACK_WEBHOOK"
-WEBHOOK_ENV = "TOLLGATE_WEBHOOK_URL"
 
 __all__ = ["SLACK_ENV", "WEBHOOK_ENV", "Alert", "Backoff", "Notifier", "fingerprint", "receiver_id"]
 

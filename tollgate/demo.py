@@ -28,6 +28,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from tollgate.contracts.alert_receivers import RECEIVER_ENVS, SLACK_ENV
 from tollgate.contracts.durations import duration_type
 from tollgate.contracts.files import write_json_atomic
 from tollgate.contracts.run_folder import read_summary
@@ -105,9 +106,7 @@ class Demo:
         self.result = DemoResult(self.folder, started_at=self.started)
         self.missing = missing_components()
         # Never inherit the user's real webhooks: demo alerts go to the local receiver only.
-        self.sup = Supervisor(
-            self.folder / "logs", drop_env=("TOLLGATE_SLACK_WEBHOOK", "TOLLGATE_WEBHOOK_URL")
-        )
+        self.sup = Supervisor(self.folder / "logs", drop_env=RECEIVER_ENVS)
         self.drift_metrics = ""
         self.server_url = ""
         self.receiver: Child | None = None
@@ -201,7 +200,7 @@ class Demo:
         targets = [self.server_url, *([self.drift_metrics] if self.drift_metrics else [])]
         argv = tollgate("monitor", *(a for t in targets for a in ("--target", t)), "--interval", "1s")
         argv += ["--store", str(self.store), "--rules", str(DATA_DIR / "rules.yaml")]
-        env = {"TOLLGATE_SLACK_WEBHOOK": self.slack_url} if self.receiver else {}
+        env = {SLACK_ENV: self.slack_url} if self.receiver else {}
         child = self.sup.start("monitor", argv, env=env)
         time.sleep(2.0)
         if not child.alive():
