@@ -60,6 +60,13 @@ def settings_of(args: argparse.Namespace) -> ProxySettings:
 
 def main(argv: list[str]) -> int:
     args = parser().parse_args(argv)
+    if args.capture:
+        from tollgate.contracts.capture_log import capture_path_problem
+
+        problem = capture_path_problem(args.capture)
+        if problem:
+            print(f"tollgate proxy: {problem}", file=sys.stderr)
+            return 2
     import uvicorn  # with FastAPI (proxy.app): ~0.8 s of imports that `--help` does not need
 
     from proxy.app import create_app

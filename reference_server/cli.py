@@ -162,19 +162,6 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _check_capture_path(path: str) -> str | None:
-    target = Path(path)
-    if target.is_dir() or path.endswith(("/", os.sep)):
-        return f"--capture {path}: names a directory; give a file path such as {target / 'capture.jsonl'}"
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with open(target, "ab"):
-            pass
-    except OSError as exc:
-        return f"--capture {path}: cannot open for appending ({exc.strerror}); choose a writable path"
-    return None
-
-
 def _flag_problem(args: argparse.Namespace) -> str | None:
     """Why the flags cannot be served (checked before torch loads), else None."""
     from reference_server.loader import model_names
@@ -185,7 +172,9 @@ def _flag_problem(args: argparse.Namespace) -> str | None:
             "not a directory and not a .gguf file"
         )
     if args.capture:
-        return _check_capture_path(args.capture)
+        from tollgate.contracts.capture_log import capture_path_problem
+
+        return capture_path_problem(args.capture)
     return None
 
 

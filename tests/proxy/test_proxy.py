@@ -211,3 +211,25 @@ def test_bad_listen_address_is_a_clear_error(tmp_path):
         timeout=60,
     )
     assert result.returncode == 2 and "HOST:PORT" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("capture", "fragment"),
+    [("{tmp}/", "names a directory"), ("{tmp}/a-file/capture.jsonl", "cannot open for appending")],
+)
+def test_unusable_capture_path_is_a_clear_error(tmp_path, capture, fragment):
+    """Same check as `tollgate serve --capture`: exit 2 with what and how to fix, before binding."""
+    import subprocess
+    import sys
+
+    (tmp_path / "a-file").write_text("")  # a parent that is a file: unwritable even for root
+    path = capture.format(tmp=tmp_path)
+    result = subprocess.run(
+        [sys.executable, "-m", "tollgate", "proxy", "--upstream", "http://127.0.0.1:1", "--capture", path],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2, result.stderr
+    assert f"--capture {path}" in result.stderr and fragment in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr

@@ -86,6 +86,20 @@ def capture_record(
     return record
 
 
+def capture_path_problem(path: str, flag: str = "--capture") -> str | None:
+    """Why `path` cannot take a capture log (checked at start-up, before a server binds), else None."""
+    target = Path(path)
+    if target.is_dir() or path.endswith(("/", os.sep)):
+        return f"{flag} {path}: names a directory; give a file path such as {target / 'capture.jsonl'}"
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with open(target, "ab"):
+            pass
+    except OSError as exc:
+        return f"{flag} {path}: cannot open for appending ({exc.strerror}); choose a writable path"
+    return None
+
+
 class CaptureWriter:
     def __init__(
         self,
