@@ -71,9 +71,16 @@ def main(argv: list[str]) -> int:
 
 
 def run_load(
-    args: argparse.Namespace, parser: argparse.ArgumentParser, config: RunConfig | None = None
+    args: argparse.Namespace,
+    parser: argparse.ArgumentParser,
+    config: RunConfig | dict[str, Any] | None = None,
 ) -> tuple[Path, dict[str, Any]]:
-    """Run one load test from parsed flags; returns the run folder and its summary."""
+    """Run one load test from parsed flags; returns the run folder and its summary.
+
+    `config` may also be the dict `make_config` returned before it became a `RunConfig` (scripts
+    written against that keep working)."""
+    if isinstance(config, dict):
+        config = RunConfig.from_dict(config)
     config = config or make_config(args, parser)
     config.server = server_identity(config.url, config.api_key)
     config.model = config.model or (config.server["models"] or ["default"])[0]

@@ -80,3 +80,11 @@ def test_locust_gets_the_config_without_the_api_key(tmp_path):
     assert "s3cret" not in " ".join(cmd)
     assert RunConfig.from_dict({**json.loads(text), "api_key": "s3cret"}) == config
     assert cmd[cmd.index("-u") + 1] == "3" and cmd[cmd.index("--host") + 1] == "http://127.0.0.1:9"
+
+
+def test_run_load_still_takes_the_old_dict_config(tmp_path):
+    """Scripts that built the dict (before RunConfig) and passed it to run_load keep working."""
+    config, args = configured("--requests", "2", "--users", "1", "--out", str(tmp_path), "--name", "legacy")
+    run_dir, summary = cli.run_load(args, cli.build_parser(), config.to_dict())
+    assert run_dir == tmp_path / config.run_id and (run_dir / "summary.json").exists()
+    assert summary["config"]["run_id"] == config.run_id and summary["config"]["requests"] == 2
