@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from monitors.rules import TEMPLATE, Rule, Term
+from monitors.rule import TEMPLATE, Rule, Term
 from monitors.scrape import metrics_url
 from tollgate.contracts.durations import format_duration as go_duration
 from tollgate.contracts.figures import FIGURES
