@@ -19,7 +19,7 @@ class StreamError(Exception):
     """The stream broke the protocol; str(exc) is the failure reason recorded for the request."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Chunk:
     done: bool = False  # the `[DONE]` sentinel
     text: str = ""  # output carried by this event (content, reasoning or completions text)
@@ -47,6 +47,15 @@ class SSEParser:
 
         The per-chunk hot path of a load test: \n-only streams (every OpenAI-compatible server) are
         split in one bytes.split, and `data: ` and blank lines skip the general field parsing."""
+        if (
+            data[:6] == b"data: "
+            and data[-2:] == b"\n\n"
+            and data.count(b"\n") == 2
+            and not (self._buffer or self._data or self._event_type)
+            and b"\r" not in data
+        ):  # one whole single-line event per read: how servers that flush each chunk arrive
+            self.events += 1
+            return [("message", data[6:-2])]
         buffer = self._buffer + data if self._buffer else data
         if b"\r" in buffer:
             self._buffer = buffer
@@ -139,7 +148,7 @@ def parse_chunk(data: str | bytes) -> Chunk:
     if data == b"[DONE]" or data == "[DONE]":
         return Chunk(done=True)
     try:
-        objects = [orjson.loads(data)]  # compiled: the JSON decode of every chunk is the hot path
+        return _decode(orjson.loads(data))  # compiled: the JSON decode of every chunk is the hot path
     except orjson.JSONDecodeError:
         objects = _json_values(_text(data)) if isinstance(data, bytes) else _json_sequence(data)
     if len(objects) == 1:
@@ -196,9 +205,20 @@ def _decode(obj: Any) -> Chunk:
         error = obj["error"]
         message = error.get("message", error) if isinstance(error, dict) else error
         raise StreamError(f"server error in stream: {str(message)[:80]}")
-    usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
+    usage = obj.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        usage = None
+    choices = obj.get("choices") or ()
+    if len(choices) == 1 and isinstance(choices[0], dict):  # the common chunk: one choice
+        piece, is_token = _choice_output(choices[0])
+        return Chunk(
+            text=piece,
+            usage=usage,
+            finish_reason=choices[0].get("finish_reason") or None,
+            tokens=int(is_token),
+        )
     text, finish, tokens = "", None, 0
-    for choice in obj.get("choices") or []:
+    for choice in choices:
         if not isinstance(choice, dict):
             raise StreamError("malformed SSE: choice is not an object")
         piece, is_token = _choice_output(choice)
