@@ -4,8 +4,9 @@ steps    the compiled mock (bench/fastmock: one chunk per write on absolute dead
          not the limit; the Python mock where no C compiler exists, and the table says so) streams 64
          replies of 256 tokens at gaps of 64 / rate; the offered chunk rate steps up until Tollgate's own
          validity flag trips (loadgen.validity, unchanged: CPU >= 90% of a core or loop lag p95 >= 10 ms).
-         With --against=DIR (another checkout, e.g. main before a change) the same steps run from DIR
-         too, rate by rate interleaved, so both see the same box.
+         A step whose flag trips is run once more (a shared box's noise can trip it; both tries are in
+         the JSON, the table shows the one that passed, if one did). With --against=DIR (another checkout, e.g. main before
+         a change) the same steps run from DIR too, rate by rate interleaved, so both see the same box.
 cpu      every Locust process of the generator (one, or a master and its workers) is sampled with psutil
          every 0.25 s; CPU and chunk arrivals are counted over the same steady window (1 s after the
          first send to 0.5 s before the duration ends), so CPU us per chunk includes the master and
@@ -60,8 +61,8 @@ def run_sampled(root: Path, out: Path, args: list[str], seconds: float) -> dict[
     frame = pd.read_parquet(run_dir / "requests.parquet", columns=["send_s", "chunk_ms"])
     start = float(frame["send_s"].min())
     window = (start + 1.0, start + seconds - 0.5)
-    inside = [s for s in samples if window[0] <= s[0] <= window[1]]
-    first, last = (inside[0], inside[-1]) if len(inside) > 1 else (samples[0], samples[-1])
+    inside = [s for s in samples if window[0] <= s[0] <= window[1] and s[1]] or [s for s in samples if s[1]]
+    first, last = inside[0], inside[-1]  # a sample is empty when a process vanished while it was taken
     span = last[0] - first[0]
     cpu_s = sum(last[1][pid] - first[1][pid] for pid in last[1] if pid in first[1])
     arrivals = np.concatenate(
@@ -141,7 +142,11 @@ def capacity(out: Path, seconds: float, quick: bool, against: Path | None) -> di
         if not running:
             break
         for name in running:
-            steps[name].append(_step(roots[name], out, rate, seconds))
+            step = _step(roots[name], out, rate, seconds)
+            if step["client_bound"]:  # a shared box's noise can trip the flag once: measure it again
+                retry = _step(roots[name], out, rate, seconds)
+                step = {**retry, "first_try": step} if not retry["client_bound"] else {**step, "retry": retry}
+            steps[name].append(step)
     top = max(s["offered_chunks_per_s"] for s in steps["this"])
     scaling = [_step(REPO, out, PACED_RATE, seconds, processes) for processes in (1, 2)]
     scaling.append(_step(REPO, out, top, seconds, 2))
