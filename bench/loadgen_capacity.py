@@ -5,8 +5,9 @@ steps    the compiled mock (bench/fastmock: one chunk per write on absolute dead
          replies of 256 tokens at gaps of 64 / rate; the offered chunk rate steps up until Tollgate's own
          validity flag trips (loadgen.validity, unchanged: CPU >= 90% of a core or loop lag p95 >= 10 ms).
          A step whose flag trips is run once more (a shared box's noise can trip it; both tries are in
-         the JSON, the table shows the one that passed, if one did). With --against=DIR (another checkout, e.g. main before
-         a change) the same steps run from DIR too, rate by rate interleaved, so both see the same box.
+         the JSON, the table shows the one that passed, if one did). With --against=DIR (another
+         checkout, e.g. main before a change) the same steps run from DIR too, rate by rate
+         interleaved, so both see the same box.
 cpu      every Locust process of the generator (one, or a master and its workers) is sampled with psutil
          every 0.25 s; CPU and chunk arrivals are counted over the same steady window (1 s after the
          first send to 0.5 s before the duration ends), so CPU us per chunk includes the master and
