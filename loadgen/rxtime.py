@@ -26,6 +26,10 @@ def enable(sock: socket.socket) -> bool:
         return False
     if not sys.platform.startswith("linux") or not hasattr(sock, "recvmsg"):
         return False
+    if hasattr(
+        sock, "do_handshake"
+    ):  # TLS (stdlib or gevent): the bytes come out of the TLS layer, no recvmsg
+        return False
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     except OSError:
