@@ -62,8 +62,9 @@ def run_sampled(root: Path, out: Path, args: list[str], seconds: float) -> dict[
     frame = pd.read_parquet(run_dir / "requests.parquet", columns=["send_s", "chunk_ms"])
     start = float(frame["send_s"].min())
     window = (start + 1.0, start + seconds - 0.5)
+    # a sample is empty when a process vanished while it was taken, or before Locust started
     inside = [s for s in samples if window[0] <= s[0] <= window[1] and s[1]] or [s for s in samples if s[1]]
-    first, last = inside[0], inside[-1]  # a sample is empty when a process vanished while it was taken
+    first, last = (inside[0], inside[-1]) if inside else ((0.0, {}), (0.0, {}))  # none: a failed run
     span = last[0] - first[0]
     cpu_s = sum(last[1][pid] - first[1][pid] for pid in last[1] if pid in first[1])
     arrivals = np.concatenate(
