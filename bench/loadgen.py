@@ -3,11 +3,9 @@
 fidelity   64 concurrent streams (50 ms TTFT, 20 ms gaps), and 32 streams on issue 14's table mock
            (20 ms TTFT, 5 ms gaps, 64 tokens); Tollgate's TTFT/ITL p50/p99 vs the server's own record
            of when it wrote each chunk (the truth). Target: within 1 ms.
-capacity   SSE chunks/s one generator process sustains (chunk rate stepped up, 64 streams of 256
-           tokens) before its own validity flag (CPU / event-loop lag) trips, against the compiled
-           mock (bench/fastmock, one chunk per write on absolute deadlines) so the mock is not the
-           limit; the Python mock where no C compiler exists. Then the same offered load with
-           --processes 1 and 2 (scaling), and CPU microseconds per chunk.
+capacity   chunks/s one generator process carries with its validity flag (client_bound) false, CPU us
+           per chunk, --processes scaling, and AIPerf and GuideLLM against the same compiled mock in the
+           same run (bench/loadgen_capacity.py; --against=DIR runs the steps from another checkout too).
 memory     RSS of the generator (Locust and its workers) over a long closed-loop run of 1-token
            requests: growth per 100k requests (rows go to disk, histograms are merged).
 finalwrite peak RSS of the final write of 300k rows, streamed in batches vs all rows in one DataFrame
@@ -17,7 +15,7 @@ open loop  100 req/s Poisson: achieved send rate vs the target and vs the realis
            intended send time must include the stall (coordinated omission visible), while
            latency from the actual send hides it.
 
-    python -m bench loadgen [--quick]
+    python -m bench loadgen [--quick] [--only=SECTION,...] [--against=DIR]
 """
 
 from __future__ import annotations
@@ -39,6 +37,7 @@ import pandas as pd
 from bench.common import print_table, write_result
 from bench.fastmock import build as build_fast_mock
 from bench.fastmock import start_fast_mock
+from bench.loadgen_capacity import capacity, capacity_rows, print_capacity
 from loadgen.mock_server import start_mock_server
 from tollgate.contracts.run_folder import read_requests, read_summary
 
@@ -103,70 +102,6 @@ def fidelity(
         "client_bound": summary["validity"]["client_bound"],
         "validity": validity,
         "requests": len(done),
-    }
-
-
-def _capacity_step(out: Path, url: str, users: int, tokens: int, seconds: float, processes: int = 1) -> dict:
-    summary, frame = run_load(
-        out,
-        *f"--url {url} --users {users} --duration {seconds}s --output-tokens {tokens} --input-tokens 8 "
-        f"--processes {processes}".split(),
-    )
-    # every chunk received counts, also those of requests the run's end cut off (256-token streams
-    # outlast a short step)
-    achieved = float(frame["n_chunks"].sum()) / summary["duration_s"]
-    procs = list(summary["validity"]["processes"].values())
-    cpu = sum(p.get("cpu_pct_mean") or 0 for p in procs)
-    return {
-        "achieved_chunks_per_s": achieved,
-        "client_bound": summary["validity"]["client_bound"],
-        "cpu_pct_mean": cpu,  # summed over the generator processes
-        "loop_lag_ms_p95": max((p.get("loop_lag_ms_p95") or 0 for p in procs), default=None),
-        "cpu_us_per_chunk": cpu / 100.0 / achieved * 1e6 if achieved else None,
-        "ttft_p50_ms": summary["metrics"]["ttft_ms"]["p50"],
-        "itl_p50_ms": summary["metrics"]["itl_ms"]["p50"],
-        "itl_p99_ms": summary["metrics"]["itl_ms"]["p99"],
-        "processes": processes,
-    }
-
-
-def capacity(out: Path, seconds: float, rates: list[int]) -> dict[str, Any]:
-    """Step the offered chunk rate (64 streams of 256 tokens, gaps = streams / rate) until the
-    generator's validity flag trips; then the last offered rate again with two processes."""
-    users, tokens = 64, 256
-    compiled = build_fast_mock() is not None
-    steps = []
-    for rate in rates:
-        itl_us = int(users * 1e6 / rate)
-        if compiled:
-            with start_fast_mock(5000, itl_us) as url:
-                step = _capacity_step(out, url, users, tokens, seconds)
-        else:
-            with start_mock_server("--ttft-ms", "5", "--itl-ms", str(itl_us / 1000)) as mock:
-                step = _capacity_step(out, mock.url, users, tokens, seconds)
-        step.update(target_chunks_per_s=rate, itl_ms_nominal=itl_us / 1000)
-        steps.append(step)
-        if step["client_bound"]:
-            break
-    scaling = []
-    if compiled:
-        rate = steps[-1]["target_chunks_per_s"]
-        with start_fast_mock(5000, int(users * 1e6 / rate)) as url:
-            for processes in (1, 2):
-                scaling.append(_capacity_step(out, url, users, tokens, seconds, processes))
-    valid = [s["achieved_chunks_per_s"] for s in steps if not s["client_bound"]]
-    busiest = max(steps, key=lambda s: s["achieved_chunks_per_s"])
-    cpu_us = busiest["cpu_us_per_chunk"] or 0.0
-    return {
-        "mock": "compiled (bench/fastmock)"
-        if compiled
-        else "python (loadgen/mock_server.py): may be the limit",
-        "steps": steps,
-        "scaling": scaling,
-        "max_valid_chunks_per_s": max(valid) if valid else None,
-        "max_chunks_per_s": busiest["achieved_chunks_per_s"],
-        "cpu_us_per_chunk": cpu_us,
-        "cpu_limited_chunks_per_s": 0.9e6 / cpu_us if cpu_us else None,
     }
 
 
@@ -349,45 +284,6 @@ def open_loop(out: Path, seconds: float) -> dict[str, Any]:
     return {"rate": rate, "stall": stalled}
 
 
-CAPACITY_RATES = {
-    True: [8000, 16000, 32000, 48000],
-    False: [8000, 16000, 24000, 32000, 40000, 48000, 64000],
-}
-
-
-def capacity_rows(cap: dict[str, Any]) -> list[list[Any]]:
-    rows = [
-        [
-            f"capacity @ {s['target_chunks_per_s']} chunks/s offered ({cap['mock'].split()[0]} mock)",
-            s["target_chunks_per_s"],
-            s["achieved_chunks_per_s"],
-            s["achieved_chunks_per_s"] / s["target_chunks_per_s"],
-            not s["client_bound"],
-        ]
-        for s in cap["steps"]
-    ]
-    rows += [
-        [
-            f"scaling: --processes {s['processes']} (CPU {s['cpu_pct_mean']:.0f}%)",
-            cap["scaling"][0]["achieved_chunks_per_s"],
-            s["achieved_chunks_per_s"],
-            s["achieved_chunks_per_s"] / cap["scaling"][0]["achieved_chunks_per_s"],
-            not s["client_bound"],
-        ]
-        for s in cap["scaling"]
-    ]
-    rows.append(
-        [
-            "capacity: CPU us per chunk -> chunks/s at 90% CPU",
-            "-",
-            cap["cpu_us_per_chunk"],
-            cap["cpu_limited_chunks_per_s"],
-            "implied",
-        ]
-    )
-    return rows
-
-
 def tail_rows(fid: dict[str, Any]) -> list[list[Any]]:
     """Issue 14's TTFT tail question: Tollgate's TTFT p99 vs the truth, and where the truth's time goes."""
     p99 = fid["points"]["ttft_p99"]
@@ -429,7 +325,7 @@ def memory_rows(mem: dict[str, Any]) -> list[list[Any]]:
     ]
 
 
-def run_sections(out: Path, only: list[str], quick: bool, seconds: float) -> int:
+def run_sections(out: Path, only: list[str], quick: bool, seconds: float, against: Path | None = None) -> int:
     """Run the named sections alone (fidelity32, capacity, memory), print their rows, write loadgen-<names>.json."""
     results: dict[str, Any] = {}
     rows: list[list[Any]] = []
@@ -451,8 +347,9 @@ def run_sections(out: Path, only: list[str], quick: bool, seconds: float) -> int
         results["ttft_tail"] = fidelity(out, seconds, users=32, ttft_ms=50, itl_ms=10, tokens=48)
         rows += tail_rows(results["ttft_tail"])
     if "capacity" in only:
-        results["capacity"] = capacity(out, 4.0 if quick else 6.0, CAPACITY_RATES[quick])
-        rows += capacity_rows(results["capacity"])
+        results["capacity"] = capacity(out, 4.0 if quick else 6.0, quick, against)
+        print_capacity(results["capacity"])
+        rows += capacity_rows(results["capacity"]) + peer_rows(results["capacity"]["peers"])
     if "peers" in only:
         results["peers"] = peers(out, 256 if quick else 1024)
         rows += peer_rows(results["peers"])
@@ -482,13 +379,14 @@ def main(argv: list[str]) -> int:
     with tempfile.TemporaryDirectory(prefix="tollgate-bench-") as tmp:
         out = Path(tmp)
         only = next((a.split("=", 1)[1].split(",") for a in argv if a.startswith("--only=")), None)
+        against = next((Path(a.split("=", 1)[1]) for a in argv if a.startswith("--against=")), None)
         if only:  # run some sections alone, e.g. --only=capacity,memory
-            return run_sections(out, only, quick, seconds)
+            return run_sections(out, only, quick, seconds, against)
         fid = fidelity(out, seconds)
         fid_user = fidelity(out, seconds, userspace=True)
         fid32 = fidelity(out, seconds, users=32, ttft_ms=20, itl_ms=5, tokens=64)
         tail = fidelity(out, seconds, users=32, ttft_ms=50, itl_ms=10, tokens=48)
-        cap = capacity(out, 4.0 if quick else 6.0, CAPACITY_RATES[quick])
+        cap = capacity(out, 4.0 if quick else 6.0, quick, against)
         mem = memory(out, 20000 if quick else 100000)
         ol = open_loop(out, seconds)
     rows = [
@@ -515,7 +413,8 @@ def main(argv: list[str]) -> int:
         ]
         for name, p in fid32["points"].items()
     ]
-    rows += tail_rows(tail) + capacity_rows(cap) + memory_rows(mem)
+    print_capacity(cap)
+    rows += tail_rows(tail) + capacity_rows(cap) + peer_rows(cap["peers"]) + memory_rows(mem)
     r = ol["rate"]
     rows.append(
         [

@@ -37,11 +37,12 @@ class Collector:
 
     def record(self, record: RequestRecord) -> dict[str, Any]:
         """Fold a request into the histograms and warnings (not into `rows`); returns its row."""
-        row = record.row()
+        itl = record.itl_ms()
+        row = record.row(itl)
         if record.ok:
             for name in ("ttft_ms", "tpot_ms", "e2e_ms", "ttft_from_intended_ms", "e2e_from_intended_ms"):
                 self.histograms[name].record(row[name])
-            self.histograms["itl_ms"].record_many(record.itl_ms())
+            self.histograms["itl_ms"].record_many(itl)
             if row["output_tokens_estimated"]:
                 self.warnings["missing usage: output tokens estimated"] += 1
         self.histograms["client_queue_ms"].record(row["client_queue_ms"])

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import gc
 import json
 import logging
 import os
@@ -65,6 +66,10 @@ class ProcessRun:
         self.plan = ProcessPlan(config, self.index, self.count, on_done=self._on_done)
         self.final_sent = False
         self.early_stop = EarlyStop()
+        # Everything alive now (Locust, the imports, the workload) is long-lived: keep the cyclic GC
+        # from rescanning it. Measured in a 64-stream run: full collections went from 65-100 ms loop
+        # stalls to ~3.5 ms.
+        gc.freeze()
         self.monitor.start()
 
     @property

@@ -15,7 +15,7 @@ class StreamRecorder:
         self.finished = False  # a finish reason or [DONE] seen
         self._last_tokens = 0
 
-    def on_event(self, event: str, arrived: float) -> None:
+    def on_event(self, event: str | bytes, arrived: float) -> None:
         if self.done:
             return
         record = self.record

@@ -26,6 +26,10 @@ def enable(sock: socket.socket) -> bool:
         return False
     if not sys.platform.startswith("linux") or not hasattr(sock, "recvmsg"):
         return False
+    if hasattr(
+        sock, "do_handshake"
+    ):  # TLS (stdlib or gevent): the bytes come out of the TLS layer, no recvmsg
+        return False
     try:
         sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     except OSError:
@@ -33,12 +37,20 @@ def enable(sock: socket.socket) -> bool:
     return True
 
 
+ANCILLARY_BYTES = 64  # room for one SCM_TIMESTAMPNS control message
+
+
 def recv(sock: socket.socket, size: int) -> tuple[bytes, float]:
     """Receive up to `size` bytes; return them with their arrival as a perf_counter() time."""
-    data, ancillary, _, _ = sock.recvmsg(size, 64)
+    data, ancillary, _, _ = sock.recvmsg(size, ANCILLARY_BYTES)
+    return data, arrival(ancillary)
+
+
+def arrival(ancillary: list[tuple[int, int, bytes]]) -> float:
+    """The kernel's receive stamp in recvmsg's ancillary data as a perf_counter() time; now without one."""
     now_perf, now_unix = time.perf_counter(), time.time()
     for level, kind, payload in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(payload) >= _TIMESPEC.size:
             seconds, nanos = _TIMESPEC.unpack_from(payload)
-            return data, now_perf - max(0.0, now_unix - (seconds + nanos * 1e-9))
-    return data, now_perf
+            return now_perf - max(0.0, now_unix - (seconds + nanos * 1e-9))
+    return now_perf

@@ -19,7 +19,7 @@ class StreamError(Exception):
     """The stream broke the protocol; str(exc) is the failure reason recorded for the request."""
 
 
-@dataclass
+@dataclass(slots=True)
 class Chunk:
     done: bool = False  # the `[DONE]` sentinel
     text: str = ""  # output carried by this event (content, reasoning or completions text)
@@ -29,74 +29,102 @@ class Chunk:
 
 
 class SSEParser:
+    """Lines and events are kept as bytes; `feed` decodes each event's data, `feed_raw` hands it over
+    undecoded (orjson reads the bytes directly: the load test's per-chunk path skips a UTF-8 decode)."""
+
     def __init__(self) -> None:
         self._buffer = b""
-        self._data: list[str] = []
+        self._data: list[bytes] = []
         self._event_type = ""
         self.events = 0
 
     def feed(self, data: bytes) -> list[tuple[str, str]]:
-        """Feed raw bytes; return complete events as (event type, data).
+        """Feed raw bytes; return complete events as (event type, data)."""
+        return [(kind, _text(payload)) for kind, payload in self.feed_raw(data)]
+
+    def feed_raw(self, data: bytes) -> list[tuple[str, bytes]]:
+        """Feed raw bytes; return complete events as (event type, data as UTF-8 bytes).
 
         The per-chunk hot path of a load test: \n-only streams (every OpenAI-compatible server) are
-        split in one bytes.split, and `data: ` lines skip the general field parsing."""
+        split in one bytes.split, and `data: ` and blank lines skip the general field parsing."""
+        if (
+            data[:6] == b"data: "
+            and data[-2:] == b"\n\n"
+            and data.count(b"\n") == 2
+            and not (self._buffer or self._data or self._event_type)
+            and b"\r" not in data
+        ):  # one whole single-line event per read: how servers that flush each chunk arrive
+            self.events += 1
+            return [("message", data[6:-2])]
         buffer = self._buffer + data if self._buffer else data
         if b"\r" in buffer:
             self._buffer = buffer
             return self._feed_any_endings()
         *lines, self._buffer = buffer.split(b"\n")
-        out: list[tuple[str, str]] = []
+        out: list[tuple[str, bytes]] = []
         for raw in lines:
             if raw[:6] == b"data: ":
-                self._data.append(raw[6:].decode("utf-8", errors="replace"))
+                self._data.append(raw[6:])
                 continue
-            event = self._line(raw.decode("utf-8", errors="replace"))
+            event = self._dispatch() if not raw else self._line(raw)
             if event is not None:
                 out.append(event)
         return out
 
-    def _feed_any_endings(self) -> list[tuple[str, str]]:
+    def _feed_any_endings(self) -> list[tuple[str, bytes]]:
         """\r\n, \r or \n line endings, a lone \r at the end held back (it may be half of \r\n)."""
-        out: list[tuple[str, str]] = []
+        out: list[tuple[str, bytes]] = []
         while True:
             cut = _line_end(self._buffer)
             if cut is None:
                 break
             end, skip = cut
             line, self._buffer = self._buffer[:end], self._buffer[end + skip :]
-            event = self._line(line.decode("utf-8", errors="replace"))
+            event = self._line(line)
             if event is not None:
                 out.append(event)
         return out
 
-    def _line(self, line: str) -> tuple[str, str] | None:
+    def _dispatch(self) -> tuple[str, bytes] | None:
+        """A blank line: the event gathered so far, if it has data."""
+        if not self._data:
+            self._event_type = ""
+            return None
+        event = (self._event_type or "message", b"\n".join(self._data))
+        self._data, self._event_type = [], ""
+        self.events += 1
+        return event
+
+    def _line(self, line: bytes) -> tuple[str, bytes] | None:
         if not line:
-            if not self._data:
-                self._event_type = ""
-                return None
-            event = (self._event_type or "message", "\n".join(self._data))
-            self._data, self._event_type = [], ""
-            self.events += 1
-            return event
-        if line.startswith(":"):
+            return self._dispatch()
+        if line.startswith(b":"):
             return None  # comment / keep-alive
-        name, _, value = line.partition(":")
-        value = value[1:] if value.startswith(" ") else value
-        if name == "data":
+        name, _, value = line.partition(b":")
+        value = value[1:] if value.startswith(b" ") else value
+        if name == b"data":
             self._data.append(value)
-        elif name == "event":
-            self._event_type = value
+        elif name == b"event":
+            self._event_type = _text(value)
         return None
 
     def finish(self) -> list[tuple[str, str]]:
         """End of stream: dispatch an event missing only its blank line; raise on a torn line."""
+        return [(kind, _text(payload)) for kind, payload in self.finish_raw()]
+
+    def finish_raw(self) -> list[tuple[str, bytes]]:
+        """`finish`, the event's data left as bytes."""
         if self._buffer.strip():
             raise StreamError("stream ended inside an SSE line")
         if self._data:
-            event = (self._event_type or "message", "\n".join(self._data))
+            event = (self._event_type or "message", b"\n".join(self._data))
             self._data = []
             return [event]
         return []
+
+
+def _text(data: bytes) -> str:
+    return data.decode("utf-8", errors="replace")
 
 
 def _line_end(buffer: bytes) -> tuple[int, int] | None:
@@ -111,18 +139,18 @@ def _line_end(buffer: bytes) -> tuple[int, int] | None:
     return n, 1
 
 
-def parse_chunk(data: str) -> Chunk:
+def parse_chunk(data: str | bytes) -> Chunk:
     """Decode one event's data (its `data:` lines joined with newlines, as the SSE spec says).
 
     Servers that write several JSON objects as consecutive `data:` lines of one event are read
     object by object and merged, so no object's output or tokens are dropped."""
     data = data.strip()
-    if data == "[DONE]":
+    if data == b"[DONE]" or data == "[DONE]":
         return Chunk(done=True)
     try:
-        objects = [orjson.loads(data)]  # compiled: the JSON decode of every chunk is the hot path
+        return _decode(orjson.loads(data))  # compiled: the JSON decode of every chunk is the hot path
     except orjson.JSONDecodeError:
-        objects = _json_sequence(data)
+        objects = _json_values(_text(data)) if isinstance(data, bytes) else _json_sequence(data)
     if len(objects) == 1:
         return _decode(objects[0])
     merged = Chunk()
@@ -136,6 +164,15 @@ def parse_chunk(data: str) -> Chunk:
         merged.usage = part.usage or merged.usage
         merged.finish_reason = part.finish_reason or merged.finish_reason
     return merged
+
+
+def _json_values(text: str) -> list[Any]:
+    """The values of data that was not valid JSON as bytes: invalid UTF-8 reads as U+FFFD (one value),
+    else a sequence of values."""
+    try:
+        return [orjson.loads(text)]
+    except orjson.JSONDecodeError:
+        return _json_sequence(text)
 
 
 def _json_sequence(data: str) -> list[Any]:
@@ -168,9 +205,20 @@ def _decode(obj: Any) -> Chunk:
         error = obj["error"]
         message = error.get("message", error) if isinstance(error, dict) else error
         raise StreamError(f"server error in stream: {str(message)[:80]}")
-    usage = obj.get("usage") if isinstance(obj.get("usage"), dict) else None
+    usage = obj.get("usage")
+    if usage is not None and not isinstance(usage, dict):
+        usage = None
+    choices = obj.get("choices") or ()
+    if len(choices) == 1 and isinstance(choices[0], dict):  # the common chunk: one choice
+        piece, is_token = _choice_output(choices[0])
+        return Chunk(
+            text=piece,
+            usage=usage,
+            finish_reason=choices[0].get("finish_reason") or None,
+            tokens=int(is_token),
+        )
     text, finish, tokens = "", None, 0
-    for choice in obj.get("choices") or []:
+    for choice in choices:
         if not isinstance(choice, dict):
             raise StreamError("malformed SSE: choice is not an object")
         piece, is_token = _choice_output(choice)

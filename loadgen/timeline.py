@@ -109,10 +109,11 @@ class RequestRecord:
     def unix(self, perf: float) -> float:
         return self.send_s + (perf - self.send_perf) if perf == perf else NAN
 
-    def row(self) -> dict[str, Any]:
-        """One row of requests.parquet (tollgate.contracts.run_folder.REQUEST_COLUMNS)."""
+    def row(self, itl: list[float] | None = None) -> dict[str, Any]:
+        """One row of requests.parquet (tollgate.contracts.run_folder.REQUEST_COLUMNS); `itl`: this
+        record's itl_ms(), when the caller already has it (it is one value per chunk)."""
         tokens, estimated = self.output_tokens()
-        itl = self.itl_ms()
+        itl = self.itl_ms() if itl is None else itl
         first = self.chunk_perf[0] if self.chunk_perf else NAN
         return {
             "request_id": self.request_id,

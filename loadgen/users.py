@@ -19,6 +19,7 @@ from gevent import GreenletExit
 from locust import FastHttpUser, constant, task
 
 from loadgen import rxtime
+from loadgen.bodypump import Sink, pump_body
 from loadgen.conversations import Dialog, conversation
 from loadgen.recording import StreamRecorder
 from loadgen.sse import SSEParser, StreamError
@@ -193,43 +194,39 @@ def read_stream(resp: Any, record: RequestRecord) -> None:
     """Read SSE events as they arrive, stamping each content chunk with its arrival time."""
     parser = SSEParser()
     recorder = StreamRecorder(record)
-    for data, arrived in _body_pieces(resp._response):  # read to the end of the body, so the
-        for _, event in parser.feed(data) if data else parser.finish():  # connection can be reused
+
+    def feed(data: bytes, arrived: float) -> None:
+        for _, event in parser.feed_raw(data):
             recorder.on_event(event, arrived)
+
+    _read_body(resp._response, feed)  # to the end of the body, so the connection can be reused
+    end = time.perf_counter()
+    for _, event in parser.finish_raw():
+        recorder.on_event(event, end)
     if not recorder.finished:
         raise StreamError("stream truncated (ended before [DONE])")
     if not record.chunk_perf:
         raise StreamError("stream carried no content")
 
 
-def _body_pieces(raw: Any):
-    """(decoded body bytes, arrival perf time) as they come off the socket; b"" at the end.
+def _read_body(raw: Any, feed: Sink) -> None:
+    """Hand the decoded body bytes to feed(bytes, arrival perf time) as they come off the socket.
 
     geventhttpclient parses the HTTP framing (`feed` decodes chunked encoding into `_body_buffer`);
-    we only do the socket reads, with kernel receive timestamps where available (loadgen.rxtime).
-    Without them, readline() returns each line as soon as it is in and we stamp it on return."""
+    loadgen.bodypump does the socket reads, in the event loop's callback, with kernel receive
+    timestamps where available (loadgen.rxtime). Without them, readline() returns each line as
+    soon as it is in and we stamp it on return."""
     sock = getattr(raw, "_sock", None)
     if sock is None or not hasattr(raw, "_body_buffer") or not rxtime.enable(sock):
         while line := raw.readline(b"\n"):
-            yield line, time.perf_counter()
-        yield b"", time.perf_counter()
+            feed(line, time.perf_counter())
         return
     if raw._body_buffer:  # body bytes that came in with the headers
-        yield bytes(raw._body_buffer), time.perf_counter()
+        body = bytes(raw._body_buffer)
         del raw._body_buffer[:]
-    while not raw.message_complete:
-        try:
-            data, arrived = rxtime.recv(sock, 65536)
-            raw.feed(data)
-        except BaseException:
-            raw.release()
-            raise
-        if raw._body_buffer:
-            yield bytes(raw._body_buffer), arrived
-            del raw._body_buffer[:]
-        if not data:
-            break
-    yield b"", time.perf_counter()
+        feed(body, time.perf_counter())
+    if not raw.message_complete:
+        pump_body(raw, feed)
 
 
 def read_body(resp: Any, record: RequestRecord) -> None:

@@ -34,3 +34,18 @@ def test_arrival_is_the_kernel_stamp_not_the_read_time():
     finally:
         for s in (client, peer, server):
             s.close()
+
+
+def test_tls_sockets_fall_back_to_read_time_stamps():
+    import ssl
+
+    plain = socket.socket()
+    tls = ssl.create_default_context().wrap_socket(
+        socket.socket(), server_hostname="x", do_handshake_on_connect=False
+    )
+    try:
+        assert not rxtime.enable(tls)  # recvmsg would bypass TLS (and SSLSocket refuses it)
+        assert rxtime.enable(plain) == sys.platform.startswith("linux")
+    finally:
+        tls.close()
+        plain.close()
