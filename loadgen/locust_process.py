@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -50,8 +51,18 @@ def locust_command(config: RunConfig, args: argparse.Namespace) -> list[str]:
             str(args.master_port),
         ]
     elif args.processes > 1:
-        cmd += ["--processes", str(args.processes)]
+        # the forked workers reach their master on loopback; Locust's default port (5557, all interfaces)
+        # would make two `--processes` runs on one machine collide, so each run takes a free port
+        port = _free_loopback_port()
+        cmd += ["--processes", str(args.processes), "--master-bind-host", "127.0.0.1"]
+        cmd += ["--master-bind-port", str(port), "--master-port", str(port)]
     return cmd
+
+
+def _free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def run_worker(args: argparse.Namespace) -> int:

@@ -88,3 +88,16 @@ def test_run_load_still_takes_the_old_dict_config(tmp_path):
     run_dir, summary = cli.run_load(args, cli.build_parser(), config.to_dict())
     assert run_dir == tmp_path / config.run_id and (run_dir / "summary.json").exists()
     assert summary["config"]["run_id"] == config.run_id and summary["config"]["requests"] == 2
+
+
+def test_local_processes_take_their_own_loopback_master_port(tmp_path):
+    """Two `--processes` runs on one machine must not both bind Locust's default master port 5557."""
+    config, args = configured("--users", "4", "--processes", "2", "--out", str(tmp_path))
+    ports = []
+    for _ in range(2):
+        cmd = locust_command(config, args)
+        port = cmd[cmd.index("--master-bind-port") + 1]
+        assert cmd[cmd.index("--master-port") + 1] == port
+        assert cmd[cmd.index("--master-bind-host") + 1] == "127.0.0.1"
+        ports.append(int(port))
+    assert 5557 not in ports
