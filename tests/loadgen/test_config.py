@@ -92,7 +92,7 @@ def test_run_load_still_takes_the_old_dict_config(tmp_path):
 
 def test_local_processes_take_their_own_loopback_master_port(tmp_path):
     """Two `--processes` runs on one machine must not both bind Locust's default master port 5557."""
-    config, args = configured("--users", "4", "--processes", "2", "--out", str(tmp_path))
+    config, args = configured("--users", "4", "--requests", "8", "--processes", "2", "--out", str(tmp_path))
     ports = []
     for _ in range(2):
         cmd = locust_command(config, args)
