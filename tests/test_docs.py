@@ -141,3 +141,24 @@ def test_relative_links_resolve(page: Path) -> None:
         if not dest.exists() or (anchor and dest.suffix == ".md" and anchor not in _anchors(dest)):
             broken.append(target)
     assert not broken, f"{page.relative_to(ROOT)}: broken links {broken}"
+
+
+def test_benchmark_tables_have_their_sections_in_docs() -> None:
+    """bench/server.py (`--update-docs`) and tests/reliability/table.py write between these markers."""
+    text = docgen.BENCHMARKS_MD.read_text()
+    for name in ("bench-server", "reliability"):
+        replaced = docgen.replace_section(text, name, "NEW TABLE")
+        assert f"<!-- section:{name} -->\nNEW TABLE\n<!-- /section:{name} -->" in replaced
+        assert replaced.count("NEW TABLE") == 1 and "Benchmarks" in replaced.split("NEW TABLE")[0]
+    with pytest.raises(ValueError, match="no <!-- section:nowhere -->"):
+        docgen.replace_section(text, "nowhere", "x")
+    assert "section:" not in (ROOT / "README.md").read_text(), (
+        "tables belong in docs/benchmarks.md, not README.md"
+    )
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_command_lists_name_every_command(page: str) -> None:
+    text = (ROOT / page).read_text()
+    listed = set(re.findall(r"^tollgate ([a-z]+) {2,}", text, re.M))
+    assert listed == set(docgen.COMMANDS), f"{page}'s command list differs from tollgate/cli.py COMMANDS"

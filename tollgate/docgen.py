@@ -109,7 +109,12 @@ def _usage(parser: argparse.ArgumentParser) -> str:
     return formatter.format_help().strip()
 
 
-def section(path: str, parser: argparse.ArgumentParser) -> str:
+def _anchor(path: str) -> str:
+    return "#tollgate-" + path.replace(" ", "-")
+
+
+def section(path: str, parser: argparse.ArgumentParser, children: list[str]) -> str:
+    """One command's part of the page: description, usage, a table of its arguments, its subcommands."""
     formatter = _formatter(parser)
     lines = [f"## tollgate {path}", ""]
     if parser.description:
@@ -118,7 +123,7 @@ def section(path: str, parser: argparse.ArgumentParser) -> str:
     if path in FORWARDS_TO:
         target = FORWARDS_TO[path]
         lines += [
-            f"Flags not listed here go to `tollgate {target}` (see [tollgate {target}](#tollgate-{target})).",
+            f"Flags not listed here go to `tollgate {target}` (see [tollgate {target}]({_anchor(target)})).",
             "",
         ]
     lines += ["| argument | value | default | help |", "|---|---|---|---|"]
@@ -131,14 +136,18 @@ def section(path: str, parser: argparse.ArgumentParser) -> str:
         elif action.nargs == 0:
             value = ""
         else:
-            value = formatter._format_args(action, formatter._get_default_metavar_for_optional(action))
+            default_metavar = (
+                formatter._get_default_metavar_for_optional(action)
+                if action.option_strings
+                else formatter._get_default_metavar_for_positional(action)
+            )
+            value = formatter._format_args(action, default_metavar)
         help_ = formatter._expand_help(action) if action.help else ""
         lines.append(f"| {name} | {_cell(value)} | {_default(action)} | {_cell(help_)} |")
-    subs = list(_subparsers(parser))
-    if subs:
+    if children:
         lines += [
             "",
-            "Subcommands: " + ", ".join(f"[`{n}`](#tollgate-{path.replace(' ', '-')}-{n})" for n, _ in subs),
+            "Subcommands: " + ", ".join(f"[`{c.rsplit(' ', 1)[1]}`]({_anchor(c)})" for c in children),
         ]
     return "\n".join(lines)
 
@@ -150,11 +159,15 @@ def render() -> str:
         "",
         "Generated from the argparse parsers by `make docs` (`python -m tollgate.docgen`); do not edit by hand.",
         "",
-        "Commands: " + ", ".join(f"[`{p}`](#tollgate-{p.replace(' ', '-')})" for p in found),
+        "Commands: " + ", ".join(f"[`{p}`]({_anchor(p)})" for p in found),
         "",
         "",
     ]
-    return "\n".join(head) + "\n\n".join(section(p, parser) for p, parser in found.items()) + "\n"
+    sections = [
+        section(p, parser, [c for c in found if c.rsplit(" ", 1)[0] == p and c != p])
+        for p, parser in found.items()
+    ]
+    return "\n".join(head) + "\n\n".join(sections) + "\n"
 
 
 def replace_section(text: str, name: str, body: str) -> str:
