@@ -162,3 +162,22 @@ def test_command_lists_name_every_command(page: str) -> None:
     text = (ROOT / page).read_text()
     listed = set(re.findall(r"^tollgate ([a-z]+) {2,}", text, re.M))
     assert listed == set(docgen.COMMANDS), f"{page}'s command list differs from tollgate/cli.py COMMANDS"
+
+
+# Flags of other tools that user pages mention in prose (not `tollgate` flags).
+OTHER_TOOLS_FLAGS = {"--goodput": "vLLM bench serve", "--enforce-eager": "vLLM serve"}
+OTHER_COMMAND = re.compile(r"\b(python|locust|pytest|pip|make|vllm|curl|promtool|streamlit|bench)\b")
+USER_PAGES = [
+    p
+    for p in GUIDES
+    if p.parent.name in ("guides", "reference") or p.name in ("README.md", "getting-started.md")
+]
+
+
+@pytest.mark.parametrize("page", USER_PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_flags_named_in_prose_exist_on_some_command(page: Path, parsers: dict) -> None:
+    """A bare `--flag` in the prose of a user page (no command in front) is still some tollgate command's flag."""
+    known = set().union(*(docgen.flags(p) for p in parsers.values()), OTHER_TOOLS_FLAGS)
+    spans = [s for s in INLINE.findall(FENCE.sub("", page.read_text())) if not OTHER_COMMAND.search(s)]
+    bad = sorted({f for s in spans for f in FLAG.findall(s)} - known)
+    assert not bad, f"{page.relative_to(ROOT)} names flags no tollgate command has: {bad}"
