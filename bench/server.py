@@ -14,7 +14,7 @@ prefix      time to first token of a 1024-token prompt whose first 960 tokens ar
 vllm        the reference server and vLLM CPU side by side over HTTP on the same exported checkpoints
             (SmolLM2-135M and a 6-layer random Llama), when vLLM's venv exists (bench/vllm_side.py).
 
-    python -m bench server [--quick] [--presets tiny,smollm2-135m] [--threads N] [--update-readme]
+    python -m bench server [--quick] [--presets tiny,smollm2-135m] [--threads N] [--update-docs]
                            [--vllm-python PATH] [--side-by-side auto|only|off]
 """
 
@@ -42,10 +42,10 @@ from reference_server.engine import Engine, RequestOutput
 from reference_server.export import export_model
 from reference_server.model import Linear
 from reference_server.sampling import SamplingParams
+from tollgate.docgen import write_section
 
 PROMPT_LEN = 128
 OUTPUT_LEN = 128
-README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 def copy_bandwidth(device: str, mib: int = 128, reps: int = 3) -> float:
@@ -411,14 +411,6 @@ def markdown(rows: list[list[Any]], header: str) -> str:
     return "\n".join([*lines, "", NOTES])
 
 
-def update_readme(text: str) -> None:
-    start, end = "<!-- section:bench-server -->", "<!-- /section:bench-server -->"
-    body = README.read_text()
-    head, rest = body.split(start, 1)
-    _, tail = rest.split(end, 1)
-    README.write_text(f"{head}{start}\n{text}\n{end}{tail}")
-
-
 def concs_subset(concs: list[int], flag: str) -> list[int]:
     """The plan's concurrencies named by --concurrency; 1 always runs (the baseline and the roofline)."""
     try:
@@ -445,7 +437,13 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--concurrency", help="comma list, a subset of each preset's plan (e.g. 1); default: the whole plan"
     )
-    parser.add_argument("--update-readme", action="store_true", help="write the table into README.md")
+    parser.add_argument(
+        "--update-docs",
+        "--update-readme",  # its old name (the table lived in README.md); still accepted
+        dest="update_docs",
+        action="store_true",
+        help="write the table into docs/benchmarks.md (section bench-server); --update-readme is the old name",
+    )
     parser.add_argument(
         "--vllm-python", type=Path, default=vllm_side.DEFAULT_VLLM_PYTHON, help="python of vLLM's venv"
     )
@@ -496,6 +494,8 @@ def main(argv: list[str]) -> int:
     print_table(title, ["preset", "metric", "engine", "baseline", "ratio", "target"], rows)
     payload = {"device": args.device, "threads": args.threads, "load_avg_1m": load, "quick": args.quick}
     write_result("server", {**payload, "results": results})
-    if args.update_readme:
-        update_readme(markdown(rows, f"Reference engine (`python -m bench server`), {title}:"))
+    if args.update_docs:
+        write_section(
+            "bench-server", markdown(rows, f"Reference engine (`python -m bench server`), {title}:")
+        )
     return 0

@@ -3,7 +3,7 @@
 Each test records what it did (`requests` tried, `faults` injected, `alerts_lost`, free-form `notes`);
 at the end of the session the figures, the test's outcome and the first line of its docstring (what it
 injects and what must hold) go to reports/reliability.json. `python -m tests.reliability.table`
-turns that file into the README table.
+turns that file into the table of docs/benchmarks.md.
 """
 
 from __future__ import annotations

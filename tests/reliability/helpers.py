@@ -25,7 +25,7 @@ T = TypeVar("T")
 
 @dataclass
 class Figures:
-    """What one reliability test did; summed into the README table."""
+    """What one reliability test did; summed into the table of docs/benchmarks.md."""
 
     requests: int = 0
     faults: int = 0

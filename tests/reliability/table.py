@@ -1,7 +1,7 @@
-"""`python -m tests.reliability.table [--report reports/reliability.json] [--readme README.md]`
+"""`python -m tests.reliability.table [--report reports/reliability.json] [--doc docs/benchmarks.md]`
 
 Renders the figures the reliability suite recorded as a Markdown table and puts it between the
-README's `<!-- section:reliability -->` markers (only that section changes).
+`<!-- section:reliability -->` markers of docs/benchmarks.md (only that section changes).
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
-BEGIN, END = "<!-- section:reliability -->", "<!-- /section:reliability -->"
+from tollgate.docgen import BENCHMARKS_MD, write_section
+
+SECTION = "reliability"
 
 
 def _grouped(tests: list[dict]) -> dict[str, list[dict]]:
@@ -59,18 +61,17 @@ def render(report: dict) -> str:
     return "\n".join(lines)
 
 
-def replace_section(readme: str, body: str) -> str:
-    if BEGIN not in readme or END not in readme:
-        raise ValueError(f"README has no {BEGIN} ... {END} markers")
-    head, rest = readme.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{body}\n{END}{tail}"
-
-
 def main(argv: list[str]) -> int:
     p = argparse.ArgumentParser(prog="python -m tests.reliability.table", description=__doc__.split("\n")[2])
     p.add_argument("--report", type=Path, default=Path("reports/reliability.json"))
-    p.add_argument("--readme", type=Path, default=Path("README.md"))
+    p.add_argument(
+        "--doc",
+        "--readme",  # its old name (the table lived in README.md); still accepted
+        dest="doc",
+        type=Path,
+        default=BENCHMARKS_MD,
+        help="Markdown file with the section markers (default docs/benchmarks.md); --readme is the old name",
+    )
     args = p.parse_args(argv)
     try:
         report = json.loads(args.report.read_text())
@@ -81,11 +82,11 @@ def main(argv: list[str]) -> int:
         print(f"{args.report}: not valid JSON ({exc})", file=sys.stderr)
         return 2
     try:
-        args.readme.write_text(replace_section(args.readme.read_text(), render(report)))
+        write_section(SECTION, render(report), args.doc)
     except (OSError, ValueError) as exc:
-        print(f"{args.readme}: {exc}", file=sys.stderr)
+        print(f"{args.doc}: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote the reliability table ({len(report.get('tests', []))} tests) into {args.readme}")
+    print(f"wrote the reliability table ({len(report.get('tests', []))} tests) into {args.doc}")
     return 0
 
 
