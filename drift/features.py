@@ -5,7 +5,7 @@ the prompt sketch vectors, and timestamps where the source has them. Text is alw
 `tollgate.contracts.sketch.prompt_profile` / `text_of_messages`, the functions the capture log itself uses,
 so a training prompt, a gateway's request body and a captured request give comparable features.
 
-Sources: the capture log (JSONL, ARCHITECTURE.md contract 3), JSONL of OpenAI request bodies (chat or
+Sources: the capture log (JSONL, docs/reference/files.md, tollgate.contracts.capture), JSONL of OpenAI request bodies (chat or
 completions), training prompt datasets (JSONL with `messages`, `prompt` or `text`, or bare JSON strings),
 feature tables (CSV / parquet) and pandas DataFrames. Tables may hold any columns: numeric dtypes are numeric
 features, others categorical, `sketch_0..sketch_N` the sketch vector.

@@ -1,4 +1,4 @@
-"""One request's timeline and the metric arithmetic of ARCHITECTURE.md.
+"""One request's timeline and the metric arithmetic of docs/reference/metrics.md.
 
 Times are taken with time.perf_counter() (monotonic, sub-microsecond); `send_s` anchors them to
 unix time once, so every other unix timestamp is send_s plus a perf_counter difference.

@@ -4,7 +4,7 @@ A chunk is a token arrival when a choice carries generated output: a completion'
 delta's `content`/`reasoning`/`reasoning_content` or `tool_calls`, even when the text is empty
 (vLLM streams one chunk per token, special and partial-UTF-8 tokens included). Chat's opening
 role announcement and a closing `delta: {}` are not token arrivals. This is the definition the
-README's metric table gives for TTFT.
+docs/reference/metrics.md gives for TTFT.
 """
 
 from __future__ import annotations

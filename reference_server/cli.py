@@ -158,7 +158,7 @@ def _add_engine_flags(p: argparse.ArgumentParser) -> None:
         choices=["int8"],
         default=None,
         help="int8: weight-only per-channel int8 linear layers (lm_head included), ~4x less weight "
-        "memory, faster memory-bound decode; KV cache unchanged (see README, Quantization)",
+        "memory, faster memory-bound decode; KV cache unchanged (see docs/guides/reference-server.md, Quantization)",
     )
 
 

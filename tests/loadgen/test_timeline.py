@@ -1,4 +1,4 @@
-"""Metric arithmetic on recorded chunk timelines (ARCHITECTURE.md definitions)."""
+"""Metric arithmetic on recorded chunk timelines (docs/reference/metrics.md definitions)."""
 
 from __future__ import annotations
 

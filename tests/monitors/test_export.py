@@ -96,7 +96,7 @@ def test_generated_rules_fire_in_promtool_unit_test(exported):
             "exp_annotations": {
                 "summary": "TTFT p95 is 4.8s on a:8000 (SLO 2s)",
                 "description": "Time to first token p95 over 5 minutes is above the SLO: prefill is queueing or too slow.",
-                "runbook_url": "https://github.com/tollgate/tollgate/blob/main/README.md#monitoring-and-alerting",
+                "runbook_url": "https://github.com/tollgate/tollgate/blob/main/docs/guides/monitoring.md",
             }}]},
         {"eval_time": "2m", "alertname": "TargetDown", "exp_alerts": []},  # down since 2m, for 1m
         {"eval_time": "3m", "alertname": "TargetDown", "exp_alerts": [{
