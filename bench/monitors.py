@@ -28,7 +28,7 @@ from monitors.figures import derive, scrape_rows
 from monitors.rules import load_rules
 from monitors.scrape import Scrape, parse
 from monitors.store import DEFAULT_TIERS, Store
-from tests.monitors.helpers import ROOT, free_port, receiver, stop, wait_http, wait_until
+from tests.support.processes import ROOT, free_port, receiver, stop, wait_http, wait_until
 
 MODELS = 25  # x 80 series each = 2,000 series
 BUCKETS = [0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80, 160]

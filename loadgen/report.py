@@ -43,13 +43,10 @@ RUN_CONFIG = "config.partial.json"  # the run's config for `tollgate load --reco
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
     """A run folder's JSON file, crash-safe: strict JSON (NaN refused), numpy scalars as numbers."""
-    files.write_json_atomic(path, payload, default=json_default, allow_nan=False)
+    files.write_json_atomic(path, payload, default=files.numpy_scalars, allow_nan=False)
 
 
-def json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+json_default = files.numpy_scalars  # numpy scalars as numbers (the partial rows use it too)
 
 
 def good_requests(frame: pd.DataFrame, slo: dict[str, float]) -> pd.Series:

@@ -178,7 +178,7 @@ def _unpermute(w: np.ndarray, n_head: int) -> np.ndarray:
 def _tokenizer(meta: dict[str, Any], path: Path) -> tuple[dict[str, Any], Any]:
     """A byte-level BPE tokenizer as transformers' GGUF converter builds it for `gpt2` vocabularies:
     GPT2Tokenizer's BPE/ByteLevel pipeline, control tokens added as special, user-defined as added."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors
+    from tokenizers import processors
 
     kind = meta.get("tokenizer.ggml.model")
     if kind != "gpt2":
@@ -187,7 +187,24 @@ def _tokenizer(meta: dict[str, Any], path: Path) -> tuple[dict[str, Any], Any]:
             "vocabularies from GGUF (export the model with its tokenizer.json instead)"
         )
     tokens: list[str] = meta["tokenizer.ggml.tokens"]
-    types: list[int] = meta.get("tokenizer.ggml.token_type") or [1] * len(tokens)
+    tok, vocab, alphabet = _byte_level_bpe(meta, tokens)
+    tok_config = _special_token_names(meta, tokens)
+    _add_vocabulary_tokens(tok, meta, tok_config, vocab, alphabet)
+    if tok_config["add_bos_token"] and "bos_token" in tok_config:
+        bos = tok_config["bos_token"]
+        tok.post_processor = processors.TemplateProcessing(
+            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
+        )
+    if isinstance(template := meta.get("tokenizer.chat_template"), str):
+        tok_config["chat_template"] = template
+    return tok_config, tok
+
+
+def _byte_level_bpe(meta: dict[str, Any], tokens: list[str]) -> tuple[Any, dict[str, int], set[str]]:
+    """The BPE model, pre-tokenizer and decoder; the vocabulary spelled in GPT-2's byte alphabet (a token
+    written in raw UTF-8 is re-spelled), and that alphabet."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+
     spelling = _bytes_to_unicode()
     alphabet = set(spelling.values())
     vocab = {
@@ -204,10 +221,26 @@ def _tokenizer(meta: dict[str, Any], path: Path) -> tuple[dict[str, Any], Any]:
         add_prefix_space=bool(meta.get("tokenizer.ggml.add_space_prefix"))
     )
     tok.decoder = decoders.ByteLevel()
+    return tok, vocab, alphabet
+
+
+def _special_token_names(meta: dict[str, Any], tokens: list[str]) -> dict[str, Any]:
+    """tokenizer_config's add_bos_token and the bos/eos/unk/pad tokens the metadata names by id."""
     tok_config: dict[str, Any] = {"add_bos_token": bool(meta.get("tokenizer.ggml.add_bos_token", False))}
     for name, key in (("bos", "bos"), ("eos", "eos"), ("unk", "unknown"), ("pad", "padding")):
         if (i := meta.get(f"tokenizer.ggml.{key}_token_id")) is not None and 0 <= i < len(tokens):
             tok_config[f"{name}_token"] = tokens[i]
+    return tok_config
+
+
+def _add_vocabulary_tokens(
+    tok: Any, meta: dict[str, Any], tok_config: dict[str, Any], vocab: dict[str, int], alphabet: set[str]
+) -> None:
+    """Control tokens and the named special tokens added as special, user-defined tokens as added ones."""
+    from tokenizers import AddedToken
+
+    tokens: list[str] = meta["tokenizer.ggml.tokens"]
+    types: list[int] = meta.get("tokenizer.ggml.token_type") or [1] * len(tokens)
     control = [t for t, kind in zip(tokens, types, strict=False) if kind == _CONTROL and set(t) <= alphabet]
     specials = dict.fromkeys(
         [
@@ -219,14 +252,6 @@ def _tokenizer(meta: dict[str, Any], path: Path) -> tuple[dict[str, Any], Any]:
     user = [t for t, kind in zip(tokens, types, strict=False) if kind == _USER_DEFINED and t in vocab]
     if user:
         tok.add_tokens([AddedToken(t, normalized=False, special=False) for t in user])
-    if tok_config["add_bos_token"] and "bos_token" in tok_config:
-        bos = tok_config["bos_token"]
-        tok.post_processor = processors.TemplateProcessing(
-            single=f"{bos} $A", pair=f"{bos} $A {bos} $B", special_tokens=[(bos, tok.token_to_id(bos))]
-        )
-    if isinstance(template := meta.get("tokenizer.chat_template"), str):
-        tok_config["chat_template"] = template
-    return tok_config, tok
 
 
 def _bytes_to_unicode() -> dict[int, str]:

@@ -195,6 +195,19 @@ def build_model(
     args: ModelArgs, hf_weights: dict[str, torch.Tensor], device: torch.device, dtype: torch.dtype, where: str
 ) -> LlamaModel:
     """Instantiate the model and copy HF-named weights in, fusing q/k/v and gate/up projections."""
+    with torch.device(device):
+        model = LlamaModel(args)
+    ours = _fit_to_model(model, _our_names(args, hf_weights, where), dtype, where)
+    result = model.load_state_dict(ours, strict=False)
+    if result.missing_keys:
+        raise ConfigError(f"{where}: weights missing for {sorted(result.missing_keys)}")
+    _ready_for_cpu(model, device, dtype)
+    model.init_rope()
+    return model.eval().requires_grad_(False)
+
+
+def _our_names(args: ModelArgs, hf_weights: dict[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
+    """The HF checkpoint's weights under this model's names: q/k/v and gate/up concatenated into one matrix each."""
     sd = {k.removeprefix("model."): v for k, v in hf_weights.items()}
 
     def take(name: str) -> torch.Tensor:
@@ -202,8 +215,6 @@ def build_model(
             raise ConfigError(f"{where}: weight '{name}' missing from the safetensors files")
         return sd[name]
 
-    with torch.device(device):
-        model = LlamaModel(args)
     ours: dict[str, torch.Tensor] = {
         "embed.weight": take("embed_tokens.weight"),
         "norm.weight": take("norm.weight"),
@@ -229,6 +240,13 @@ def build_model(
         ours[p + "post_norm.weight"] = take(f"layers.{n}.post_attention_layernorm.weight")
     head = None if args.tie_word_embeddings else hf_weights.get("lm_head.weight")
     ours["lm_head.weight"] = take("embed_tokens.weight") if head is None else head
+    return ours
+
+
+def _fit_to_model(
+    model: LlamaModel, ours: dict[str, torch.Tensor], dtype: torch.dtype, where: str
+) -> dict[str, torch.Tensor]:
+    """Each weight checked against the shape config.json implies, linear ones transposed, cast to `dtype`."""
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     transposed = {k for k in expected if _is_linear(k)}  # our Linear keeps weights as [in, out]
     for k, v in ours.items():
@@ -237,18 +255,17 @@ def build_model(
             raise ConfigError(
                 f"{where}: weight for '{k}' has shape {tuple(v.shape)}, config.json implies {want}"
             )
-    ours = {k: (v.t() if k in transposed else v).to(dtype) for k, v in ours.items()}
-    result = model.load_state_dict(ours, strict=False)
-    if result.missing_keys:
-        raise ConfigError(f"{where}: weights missing for {sorted(result.missing_keys)}")
+    return {k: (v.t() if k in transposed else v).to(dtype) for k, v in ours.items()}
+
+
+def _ready_for_cpu(model: LlamaModel, device: torch.device, dtype: torch.dtype) -> None:
+    """On the CPU: linear weights packed for oneDNN (float32) and every parameter moved onto huge pages."""
     if device.type == "cpu" and dtype == torch.float32 and torch.backends.mkldnn.is_available():
         for module in model.modules():
             if isinstance(module, Linear):
                 module.pack()
     if device.type == "cpu":
         move_params_to_hugepages(model)
-    model.init_rope()
-    return model.eval().requires_grad_(False)
 
 
 def _is_linear(name: str) -> bool:

@@ -47,7 +47,7 @@ class Scheduler:
                 preempted = True
                 if victim is seq:
                     break
-            if seq.status is not Status.RUNNING:
+            if seq.status is not Status.RUNNING:  # seq itself was preempted: running[i] is now the next one
                 continue
             self.block_manager.append(seq)
             n = min(seq.num_uncomputed, budget)

@@ -22,6 +22,7 @@ from loadgen.config import RunConfig
 from release.flags import new_parser
 from release.table import number, print_metric_table, share, signed
 from tollgate.contracts.durations import duration_arg
+from tollgate.contracts.files import numpy_scalars, write_json_atomic
 from tollgate.contracts.release import AB_EXIT, RELEASE_SCHEMA_VERSION
 
 SET_BY_AB = ("--url", "--out", "--name")
@@ -156,7 +157,6 @@ def main(argv: list[str]) -> int:
     args, rest = parser.parse_known_args(argv)
     # imported after parsing: scipy/statsmodels/pandas take ~2 s, `--help` should not wait for them
     from loadgen.gate import InvalidRun, load_run
-    from loadgen.report import write_json_atomic
 
     check_flags(args, rest, parser)
     ab_id = f"{args.name}-{datetime.now(timezone.utc):%Y%m%dT%H%M%S}"
@@ -191,7 +191,7 @@ def main(argv: list[str]) -> int:
         return 2
     paired = args.order == "concurrent" and sides["a"][1].rate is not None
     result = ab_result(args, ab_id, dirs, runs, paired)
-    write_json_atomic(folder / "ab.json", result)
+    write_json_atomic(folder / "ab.json", result, default=numpy_scalars, allow_nan=False)
     print_table(result)
     print(folder)
     return result["exit_code"]

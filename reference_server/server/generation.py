@@ -14,7 +14,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -104,27 +104,30 @@ class Run:
         end = times.finished or times.last_token
         ctx.admission.release(None if end is None else end - times.arrival)
         if ctx.capture is not None:
-            ctx.capture.submit(
-                functools.partial(
-                    capture_record,
-                    request_id=job.request_id,
-                    endpoint=job.endpoint,
-                    model=job.model,
-                    stream=job.stream,
-                    prompt_text=job.prompt_text,
-                    system_prompt=job.system_prompt,
-                    prompt_tokens=num_prompt,
-                    completion_tokens=self.num_output_tokens,
-                    max_tokens=job.params.max_tokens,
-                    temperature=job.params.temperature,
-                    top_p=job.params.top_p,
-                    top_k=job.params.top_k,
-                    n_messages=job.n_messages,
-                    finish_reason=self.finish_reason,
-                    times=times,
-                    include_text=ctx.settings.capture_text,
-                )
-            )
+            ctx.capture.submit(self._capture_record(times, num_prompt))
+
+    def _capture_record(self, times: Any, num_prompt: int) -> Callable[[], dict[str, Any]]:
+        """The capture log line of the finished request, built on the capture writer's thread."""
+        job = self.job
+        return functools.partial(
+            capture_record,
+            request_id=job.request_id,
+            endpoint=job.endpoint,
+            model=job.model,
+            stream=job.stream,
+            prompt_text=job.prompt_text,
+            system_prompt=job.system_prompt,
+            prompt_tokens=num_prompt,
+            completion_tokens=self.num_output_tokens,
+            max_tokens=job.params.max_tokens,
+            temperature=job.params.temperature,
+            top_p=job.params.top_p,
+            top_k=job.params.top_k,
+            n_messages=job.n_messages,
+            finish_reason=self.finish_reason,
+            times=times,
+            include_text=self.ctx.settings.capture_text,
+        )
 
 
 def _engine_error(exc: ValueError) -> APIError:

@@ -20,8 +20,8 @@ from dashboards.settings import ALERTMANAGER_ENV, DATA_ENV, PROMETHEUS_ENV, WIND
 from monitors.cli import main as monitor_cli
 from tests.dashboard.conftest import APP, VIEWS, figures, page_text
 from tests.dashboard.test_browser import CHROMIUM, SCREENSHOTS, browser  # noqa: F401 (a fixture)
-from tests.monitors.helpers import ROOT, free_port, receiver, stop, wait_http, wait_until
 from tests.monitors.test_rejections import SLOW_STEPS, Overload, figure_rules
+from tests.support.processes import ROOT, free_port, receiver, stop, wait_http, wait_until
 from tests.support.servers import start_reference_server
 
 PROMETHEUS, ALERTMANAGER = shutil.which("prometheus"), shutil.which("prometheus-alertmanager")

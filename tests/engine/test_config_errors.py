@@ -32,6 +32,24 @@ def test_missing_safetensors(tmp_path):
         micro_engine(tmp_path)
 
 
+def test_a_missing_or_misshapen_weight_is_named(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    micro_checkpoint(tmp_path)
+    weights_file = tmp_path / "model.safetensors"
+    weights = load_file(weights_file)
+    save_file({k: v for k, v in weights.items() if k != "model.layers.1.mlp.up_proj.weight"}, weights_file)
+    with pytest.raises(
+        ConfigError, match="weight 'layers.1.mlp.up_proj.weight' missing from the safetensors"
+    ):
+        micro_engine(tmp_path)
+    save_file({**weights, "model.norm.weight": weights["model.norm.weight"][:-1]}, weights_file)
+    with pytest.raises(
+        ConfigError, match=r"weight for 'norm.weight' has shape \(63,\), config.json implies \(64,\)"
+    ):
+        micro_engine(tmp_path)
+
+
 def test_missing_directory_and_bad_json(tmp_path):
     with pytest.raises(ConfigError, match="no such directory.*tiny"):
         Engine(EngineConfig(model=str(tmp_path / "nope"), device="cpu"))

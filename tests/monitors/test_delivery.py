@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from monitors.notify import Alert, Backoff, Notifier
-from tests.monitors.helpers import ROOT, receiver, wait_until
+from tests.support.processes import ROOT, receiver, wait_until
 
 FAST = Backoff(base_s=0.05, max_s=0.2, min_interval_s=0.02)
 

@@ -11,7 +11,7 @@ import threading
 import httpx
 import pytest
 
-from tests.monitors.helpers import ROOT, free_port, receiver, stop, wait_http, wait_until
+from tests.support.processes import ROOT, free_port, receiver, stop, wait_http, wait_until
 
 RULES = """rules:
   - name: TTFTP95OverSLO

@@ -15,7 +15,7 @@ from monitors.figures import derive
 from monitors.gpu import NvmlReader
 from monitors.notify import SLACK_ENV, WEBHOOK_ENV, Alert, Notifier
 from monitors.scrape import scrape_all
-from tests.monitors.helpers import ROOT, free_port, stop, wait_http
+from tests.support.processes import ROOT, free_port, stop, wait_http
 from tollgate.contracts import server_metrics as m
 
 

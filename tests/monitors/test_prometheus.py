@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from monitors.cli import main
-from tests.monitors.helpers import free_port, stop, wait_http, wait_until
+from tests.support.processes import free_port, stop, wait_http, wait_until
 from tollgate.contracts.server_metrics import VLLM_RUNNING, VLLM_TTFT
 
 PROMETHEUS = shutil.which("prometheus")

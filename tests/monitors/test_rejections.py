@@ -13,7 +13,7 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.monitors.helpers import ROOT, stop, wait_until
+from tests.support.processes import ROOT, stop, wait_until
 from tests.support.servers import start_reference_server
 
 WINDOW_S = 60  # longer than the load: the stored ratio after the load covers all of it

@@ -58,6 +58,15 @@ def write_json_atomic(
     return write_text_atomic(path, text + "\n" if newline else text)
 
 
+def numpy_scalars(value: Any) -> Any:
+    """`default=` for JSON with numpy scalars in it: each as its Python number (numpy loads only when one is met)."""
+    import numpy as np
+
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
 def _fsync_directory(folder: Path) -> None:
     try:
         fd = os.open(folder, os.O_RDONLY)

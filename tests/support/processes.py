@@ -1,4 +1,4 @@
-"""Real processes on 127.0.0.1 for the monitors tests: the webhook receiver and small helpers."""
+"""Real processes on 127.0.0.1 for tests and benchmarks: the webhook receiver, ports, waits and stopping."""
 
 from __future__ import annotations
 
