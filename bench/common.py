@@ -6,14 +6,19 @@ import os
 import platform
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.console import Console
 from rich.table import Table
 
 from tollgate.contracts.files import write_json_atomic
+from tollgate.contracts.run_folder import read_requests, read_summary
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BENCH_DIR = Path(os.environ.get("TOLLGATE_BENCH_DIR", "reports/bench"))
 
@@ -61,3 +66,17 @@ def stop_process(proc: subprocess.Popen, timeout: float = 30.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def run_load(out: Path, *args: str, env: dict[str, str] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
+    """`tollgate load --out OUT ARGS` from the checkout; its summary and request rows."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "tollgate", "load", "--out", str(out), *args],
+        cwd=Path(__file__).resolve().parents[1],
+        env={**os.environ, **(env or {})},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    run_dir = Path(proc.stdout.strip().splitlines()[-1])
+    return read_summary(run_dir), read_requests(run_dir / "requests.parquet")

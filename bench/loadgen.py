@@ -32,29 +32,16 @@ from typing import Any
 
 import httpx
 import numpy as np
-import pandas as pd
 
-from bench.common import print_table, write_result
+from bench.common import print_table, run_load, write_result
 from bench.fastmock import build as build_fast_mock
 from bench.fastmock import start_fast_mock
 from bench.loadgen_capacity import capacity, capacity_rows, print_capacity
+from bench.peers_loadgen import peer_rows, peers
 from loadgen.mock_server import start_mock_server
-from tollgate.contracts.run_folder import read_requests, read_summary
+from tollgate.contracts.run_folder import read_summary
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-def run_load(out: Path, *args: str, env: dict[str, str] | None = None) -> tuple[dict[str, Any], pd.DataFrame]:
-    proc = subprocess.run(
-        [sys.executable, "-m", "tollgate", "load", "--out", str(out), *args],
-        cwd=REPO,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    run_dir = Path(proc.stdout.strip().splitlines()[-1])
-    return read_summary(run_dir), read_requests(run_dir / "requests.parquet")
 
 
 def fidelity(
@@ -103,83 +90,6 @@ def fidelity(
         "validity": validity,
         "requests": len(done),
     }
-
-
-def peers(out: Path, requests: int) -> dict[str, Any]:
-    """Max chunks/s and TTFT/ITL error of Tollgate and each installed peer against one compiled mock
-    streaming as fast as it can (5 ms TTFT, 0.1 ms gaps: far beyond any client), 64 streams of 256 tokens."""
-    from bench.peers_loadgen import peer_bin, run_aiperf, run_guidellm
-
-    users, tokens, ttft_us, itl_us = 64, 256, 5000, 100
-    if build_fast_mock() is None:
-        return {"skipped": "no C compiler for bench/fastmock"}
-    results: dict[str, Any] = {"truth": {"ttft_ms": ttft_us / 1000, "itl_ms": itl_us / 1000}}
-    with start_fast_mock(ttft_us, itl_us) as url:
-        summary, frame = run_load(
-            out,
-            *f"--url {url} --users {users} --requests {requests} --output-tokens {tokens} --input-tokens 8".split(),
-        )
-        results["tollgate"] = {
-            "chunks_per_s": float(frame["n_chunks"].sum()) / summary["duration_s"],
-            "ttft_p50_ms": summary["metrics"]["ttft_ms"]["p50"],
-            "ttft_p99_ms": summary["metrics"]["ttft_ms"]["p99"],
-            "itl_p50_ms": summary["metrics"]["itl_ms"]["p50"],
-            "itl_p99_ms": summary["metrics"]["itl_ms"]["p99"],
-            "client_bound": summary["validity"]["client_bound"],
-        }
-        aiperf = peer_bin("aiperf")
-        results["aiperf"] = (
-            run_aiperf(aiperf, url, users, tokens, requests)
-            if aiperf
-            else {"skipped": "not installed (.peers/aiperf)"}
-        )
-        guidellm = peer_bin("guidellm")
-        results["guidellm"] = (
-            run_guidellm(guidellm, url, users, tokens, requests)
-            if guidellm
-            else {"skipped": "not installed (.peers/guidellm)"}
-        )
-    return results
-
-
-def peer_rows(res: dict[str, Any]) -> list[list[Any]]:
-    if "truth" not in res:
-        return [["peers", "-", "-", "-", res.get("skipped", "skipped")]]
-    truth = res["truth"]
-    rows = []
-    for client in ("tollgate", "aiperf", "guidellm"):
-        r = res.get(client, {})
-        if "chunks_per_s" not in r:
-            rows.append([f"{client}: max chunks/s", "-", "-", "-", r.get("skipped") or r.get("error", "-")])
-            continue
-        rows.append(
-            [
-                f"{client}: max chunks/s, 64 streams, as fast as the mock goes",
-                "-",
-                r["chunks_per_s"],
-                "-",
-                "-",
-            ]
-        )
-        rows.append(
-            [
-                f"{client}: TTFT p50 error at that load",
-                truth["ttft_ms"],
-                r["ttft_p50_ms"],
-                r["ttft_p50_ms"] - truth["ttft_ms"],
-                "-",
-            ]
-        )
-        rows.append(
-            [
-                f"{client}: ITL p50 error at that load",
-                truth["itl_ms"],
-                r["itl_p50_ms"],
-                r["itl_p50_ms"] - truth["itl_ms"],
-                "-",
-            ]
-        )
-    return rows
 
 
 def memory(out: Path, requests: int) -> dict[str, Any]:

@@ -135,7 +135,7 @@ def _step(root: Path, out: Path, rate: int, seconds: float, processes: int = 1) 
 
 def capacity(out: Path, seconds: float, quick: bool, against: Path | None) -> dict[str, Any]:
     """Steps for this checkout (and `against`), scaling for this checkout, then the peers."""
-    from bench.loadgen import peers
+    from bench.peers_loadgen import peers
 
     roots = {"this": REPO, **({"against": against.resolve()} if against else {})}
     steps: dict[str, list[dict[str, Any]]] = {name: [] for name in roots}
