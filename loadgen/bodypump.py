@@ -73,14 +73,13 @@ class _Pump:
 
     def on_readable(self) -> None:
         try:
-            data, ancillary, _, _ = self.os_sock.recvmsg(RECV_BYTES, rxtime.ANCILLARY_BYTES)
+            data, arrived = rxtime.recv(self.os_sock, RECV_BYTES)
         except BlockingIOError:
             return
         except Exception as exc:
             self._end(exc)
             return
         try:
-            arrived = rxtime.arrival(ancillary)
             raw = self.raw
             raw.feed(data)
             self.reads += 1
